@@ -1,0 +1,123 @@
+"""Entry points Patroni runs: parse argv, load the member's settings, dispatch, exit code.
+
+Patroni appends ``action role scope`` to on_start/on_role_change and a connection string to
+post_bootstrap. Every callback exits 0 at once when Citus is disabled. A coordinator that cannot
+be reached never fails a callback: registration is retried for a bounded time, and whatever is
+left is converged by the coordinator's next start/promotion or by `patroni-citus reconcile`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from patroni_citus import convergence
+from patroni_citus.errors import PatroniCitusError
+from patroni_citus.member_config import MemberConfig, load_member_config
+
+log = logging.getLogger("patroni_citus")
+LEADER_ROLES = ("primary", "master")
+_EVENT_ARGS = (
+    ("action", "callback action Patroni passes"),
+    ("role", "member role"),
+    ("scope", "Patroni scope"),
+)
+
+
+def _parser(prog: str, patroni_args: Sequence[tuple[str, str]]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=f"Patroni callback ({prog}) of patroni-citus.")
+    parser.add_argument("--config", required=True, type=Path, help="this member's rendered patroni.yml")
+    parser.add_argument("--log-file", type=Path, help="also append log lines to this file")
+    for name, help_text in patroni_args:
+        parser.add_argument(name, help=help_text)
+    return parser
+
+
+def _setup_logging(prog: str, log_file: Path | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {prog} %(levelname)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def _best_effort(what: str, step: Callable[[], object]) -> None:
+    """Log and carry on: a later callback or reconcile finishes what this step could not."""
+    try:
+        step()
+    except PatroniCitusError as exc:
+        log.error("%s did not complete: %s", what, exc)
+
+
+def _converge_as_primary(config: MemberConfig) -> None:
+    """What a group's leader does: extension, own registration, and (coordinator) the whole formation."""
+    timeout = config.citus.registration_timeout
+    extension_ready = convergence.with_retries(
+        "create extension", lambda: convergence.ensure_extension(config), timeout
+    )
+    if not extension_ready:
+        return
+    _best_effort(
+        "registration",
+        lambda: convergence.with_retries("registration", lambda: convergence.register_self(config), timeout),
+    )
+    if config.citus.is_coordinator:
+        _best_effort("reconcile of every group", lambda: convergence.reconcile(config))
+
+
+def on_event(config: MemberConfig, action: str, role: str) -> None:
+    """on_start / on_role_change: keep the preload list right; a new leader converges metadata."""
+    log.info(
+        "%s %s %s (Citus %s, group %d)", config.name, action, role, config.citus.role, config.citus.group
+    )
+    if action == "on_start":
+        _best_effort("shared_preload_libraries check", lambda: convergence.ensure_preload_in_dcs(config))
+    if role in LEADER_ROLES:
+        _best_effort("convergence", lambda: _converge_as_primary(config))
+
+
+def post_bootstrap(config: MemberConfig) -> None:
+    """A new group's first primary: create the database and extension now; on_start registers it."""
+    log.info("%s post_bootstrap (Citus %s, group %d)", config.name, config.citus.role, config.citus.group)
+    if not convergence.with_retries(
+        "create extension", lambda: convergence.ensure_extension(config), config.citus.registration_timeout
+    ):
+        raise PatroniCitusError(
+            "citus is not loaded after bootstrap; is it first in shared_preload_libraries?"
+        )
+
+
+def _run(prog: str, patroni_args: Sequence[tuple[str, str]], argv: Sequence[str] | None) -> int:
+    args = _parser(prog, patroni_args).parse_args(argv)
+    _setup_logging(prog, args.log_file)
+    try:
+        config = load_member_config(args.config)
+        if not config.citus.enabled:
+            return 0
+        if "connstring" in args:
+            post_bootstrap(config)
+        else:
+            on_event(config, args.action, args.role)
+    except PatroniCitusError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    return 0
+
+
+def on_start_main(argv: Sequence[str] | None = None) -> int:
+    return _run("patroni-citus-on-start", _EVENT_ARGS, argv)
+
+
+def on_role_change_main(argv: Sequence[str] | None = None) -> int:
+    return _run("patroni-citus-on-role-change", _EVENT_ARGS, argv)
+
+
+def post_bootstrap_main(argv: Sequence[str] | None = None) -> int:
+    return _run("patroni-citus-post-bootstrap", (("connstring", "connection string Patroni passes"),), argv)

@@ -1,0 +1,245 @@
+"""`patroni-citus`: the operator CLI. Parsing and printing only; the work lives below."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from patroni_citus import __version__, convergence
+from patroni_citus.errors import ConfigurationError, PatroniCitusError
+from patroni_citus.local import formation
+from patroni_citus.local.layout import FormationLayout
+from patroni_citus.member_config import load_member_config
+from patroni_citus.settings import load_settings
+from patroni_citus.template import default_scripts_dir, render_config, write_private_file
+
+P = ParamSpec("P")
+R = TypeVar("R")
+DEFAULT_CONFIG_PATH = Path("/etc/patroni/patroni.yml")
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn the project's errors into one line on stderr and their exit code (2: bad input/unreachable)."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except PatroniCitusError as exc:
+            click.echo(f"patroni-citus: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+def progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="patroni-citus")
+def cli() -> None:
+    """Run Citus under Patroni high availability: render configs, run local formations, inspect them."""
+
+
+@cli.command("render-config")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (mode 0600)."
+)
+@click.option(
+    "--config-path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where Patroni will read the file, for the callbacks' --config (default: --output or "
+    f"{DEFAULT_CONFIG_PATH}).",
+)
+@click.option("--owner", help="OS user to own the written file (default: the caller).")
+@reports_errors
+def render_config_command(output: Path | None, config_path: Path | None, owner: str | None) -> None:
+    """Render patroni.yml from the environment (CITUS_*, PATRONI_*, PG_* variables)."""
+    settings = load_settings(os.environ)
+    owner_ids = None
+    if owner is not None:
+        try:
+            entry = pwd.getpwnam(owner)
+        except KeyError:
+            raise ConfigurationError("--owner", owner, "no such OS user") from None
+        owner_ids = (entry.pw_uid, entry.pw_gid)
+    target = config_path or output or DEFAULT_CONFIG_PATH
+    text = render_config(settings, target.absolute(), default_scripts_dir())
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    write_private_file(output, text, owner=owner_ids)
+    progress(f"wrote {output} (mode 0600)")
+
+
+@cli.group()
+def local() -> None:
+    """A local formation on 127.0.0.1: etcd plus one Patroni cluster per Citus group."""
+
+
+base_dir_option = click.option(
+    "--base-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/tmp/patroni-citus-local"),  # noqa: S108 - a demo location the operator can override
+    show_default=True,
+    help="Directory holding the formation's data, configs and logs.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+@local.command("up")
+@base_dir_option
+@click.option(
+    "--name", default="demo", show_default=True, help="Formation name; scopes are NAME-0, NAME-1, ..."
+)
+@click.option("--workers", type=int, default=2, show_default=True, help="Number of worker groups.")
+@click.option("--members", type=int, default=2, show_default=True, help="Patroni members per group.")
+@click.option("--port-base", type=int, default=25000, show_default=True, help="First port used (etcd).")
+@click.option(
+    "--citus",
+    type=click.Choice(formation.CITUS_CHOICES),
+    default="auto",
+    show_default=True,
+    help="real: require Citus; standin: test stand-in (NOT Citus); auto: real, else say how to get it.",
+)
+@click.option(
+    "--pg-bindir", type=click.Path(file_okay=False, path_type=Path), help="PostgreSQL bin directory to use."
+)
+@click.option(
+    "--synchronous", is_flag=True, help="Patroni synchronous_mode: no acknowledged write lost on failover."
+)
+@click.option(
+    "--timeout", type=float, default=240.0, show_default=True, help="Seconds to wait for each phase."
+)
+@reports_errors
+def local_up(
+    base_dir: Path,
+    name: str,
+    workers: int,
+    members: int,
+    port_base: int,
+    citus: str,
+    pg_bindir: Path | None,
+    synchronous: bool,
+    timeout: float,
+) -> None:
+    """Start etcd and every member; print progress and the coordinator's connection string."""
+    layout = FormationLayout(str(base_dir.absolute()), name, workers, members, port_base, synchronous)
+    formation.up(layout, citus, pg_bindir, progress, timeout)
+
+
+@local.command("down")
+@base_dir_option
+@click.option("--purge", is_flag=True, help="Also delete the base directory (data, configs, logs).")
+@reports_errors
+def local_down(base_dir: Path, purge: bool) -> None:
+    """Stop every process the formation started; keep its files unless --purge."""
+    formation.down(base_dir.absolute(), purge, progress)
+
+
+@local.command("stop-member")
+@base_dir_option
+@click.argument("name")
+@click.option("--kill", is_flag=True, help="SIGKILL Patroni and its postmaster (simulate a crash).")
+@reports_errors
+def local_stop_member(base_dir: Path, name: str, kill: bool) -> None:
+    """Stop one member (cleanly, or as a crash with --kill)."""
+    formation.stop_member(base_dir.absolute(), name, kill, progress)
+
+
+@local.command("start-member")
+@base_dir_option
+@click.argument("name")
+@reports_errors
+def local_start_member(base_dir: Path, name: str) -> None:
+    """Start one stopped member again."""
+    formation.start_member(base_dir.absolute(), name, progress)
+
+
+def _member_table(reports: list[formation.MemberReport]) -> str:
+    header = ("GROUP", "MEMBER", "PG PORT", "REST PORT", "PID", "ROLE", "STATE")
+    rows = [
+        (
+            str(r.group),
+            r.name,
+            str(r.postgres_port),
+            str(r.rest_port),
+            str(r.pid or "-"),
+            r.role or "-",
+            r.state,
+        )
+        for r in reports
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    )
+
+
+@local.command("status")
+@base_dir_option
+@json_option
+@reports_errors
+def local_status(base_dir: Path, as_json: bool) -> None:
+    """Show each member's process and Patroni role. Exit 1 if any member is down or a group lacks a leader."""
+    state, reports = formation.status(base_dir.absolute())
+    leaders = {r.group for r in reports if r.role in ("primary", "master")}
+    healthy = (
+        all(r.running and r.state == "running" for r in reports) and len(leaders) == state.layout.workers + 1
+    )
+    if as_json:
+        payload: dict[str, Any] = {
+            "base_dir": state.layout.base_dir,
+            "citus": state.citus,
+            "healthy": healthy,
+            "members": [r.as_dict() for r in reports],
+        }
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(_member_table(reports))
+        if state.citus == "standin":
+            click.echo(formation.STANDIN_BANNER)
+        click.echo("healthy" if healthy else "NOT healthy: a member is down or a group has no leader")
+    sys.exit(0 if healthy else 1)
+
+
+@cli.command("reconcile")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Any member's patroni.yml (rendered by render-config).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the changes without making them.")
+@json_option
+@reports_errors
+def reconcile_command(config_path: Path, dry_run: bool, as_json: bool) -> None:
+    """Point the coordinator's pg_dist_node at every group's current Patroni leader (idempotent)."""
+    config = load_member_config(config_path)
+    if not config.citus.enabled:
+        raise ConfigurationError("--config", str(config_path), "Citus is not enabled in this member's config")
+    changes = convergence.reconcile(config, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps({"dry_run": dry_run, "changes": [c.describe() for c in changes]}, indent=2))
+        return
+    verb = "would" if dry_run else "did"
+    for change in changes:
+        click.echo(f"{verb}: {change.describe()}")
+    if not changes:
+        click.echo("nothing to change: pg_dist_node matches every group's leader")
+
+
+def main() -> None:
+    cli(prog_name="patroni-citus")

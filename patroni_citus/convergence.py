@@ -1,0 +1,175 @@
+"""Bring Citus in line with Patroni: preload config, extension, and pg_dist_node registration.
+
+Every step is idempotent and safe to kill at any point (Patroni kills a running callback when the
+next one starts); what a killed step left undone is redone by the next callback or `reconcile`.
+Writes are fenced: a member writes metadata pointing at itself only while it is its group's leader.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from typing import TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from patroni_citus import dcs, metadata, patroni_api
+from patroni_citus.dcs_config import preload_patch
+from patroni_citus.errors import PatroniCitusError
+from patroni_citus.member_config import MemberConfig
+from patroni_citus.planner import Change, Endpoint, GroupLeader, plan
+
+log = logging.getLogger("patroni_citus")
+T = TypeVar("T")
+LEADER_ROLES = ("primary", "master")
+
+
+class NotLeaderError(PatroniCitusError):
+    """This member is not (or no longer) its group's leader, so it must not write metadata."""
+
+
+def with_retries(what: str, action: Callable[[], T], timeout: float) -> T:
+    """Run action until it succeeds or timeout seconds pass; exponential backoff with jitter."""
+
+    def log_attempt(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        pause = state.next_action.sleep if state.next_action else 0
+        log.warning("%s: attempt %d failed: %s; retrying in %.1fs", what, state.attempt_number, error, pause)
+
+    retrying = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_exponential_jitter(initial=0.3, max=8, jitter=1),
+        retry=retry_if_exception_type(PatroniCitusError),
+        before_sleep=log_attempt,
+        reraise=True,
+    )
+    return retrying(action)
+
+
+def own_endpoint(config: MemberConfig) -> Endpoint:
+    return Endpoint(config.postgres_host, config.postgres_port)
+
+
+def ensure_preload_in_dcs(config: MemberConfig) -> bool:
+    """Put citus first in the DCS config through Patroni's PATCH /config; True if it changed it."""
+    patch = preload_patch(patroni_api.dynamic_config(config.rest_url))
+    if patch is None:
+        log.info("shared_preload_libraries in the DCS config already starts with citus")
+        return False
+    patroni_api.patch_dynamic_config(config.rest_url, patch, config.rest_auth)
+    wanted = patch["postgresql"]["parameters"]["shared_preload_libraries"]
+    log.warning(
+        "set shared_preload_libraries=%s in the DCS config; PostgreSQL restart pending on every member",
+        wanted,
+    )
+    return True
+
+
+def _local(config: MemberConfig, database: str) -> metadata.Connection:
+    return metadata.connect([(config.postgres_host, config.postgres_port)], database, config.superuser)
+
+
+def ensure_extension(config: MemberConfig) -> bool:
+    """On a primary with citus loaded: create the database and extension; False if not possible yet."""
+    database = config.citus.database
+    with closing(_local(config, "postgres")) as connection:
+        if metadata.is_in_recovery(connection):
+            log.info("PostgreSQL is a replica: the extension arrives by replication")
+            return False
+        if not metadata.citus_loaded(connection):
+            log.warning("citus is not in shared_preload_libraries of the running server yet; restart pending")
+            return False
+        if metadata.ensure_database(connection, database):
+            log.info("created database %s", database)
+    with closing(_local(config, database)) as connection:
+        metadata.ensure_extension(connection)
+        # Citus does not sync pg_dist_authinfo to workers (seen on 13.2.2), and workers connect to
+        # the coordinator and each other too (maintenance daemon, 2PC recovery): every group needs it.
+        metadata.store_authinfo(connection, config.superuser)
+        log.info("extension citus present in %s (%s)", database, metadata.citus_version(connection))
+    return True
+
+
+def assert_leader(config: MemberConfig) -> None:
+    """Fence: Patroni must see this member as primary and the DCS must name it the leader."""
+    role = str(patroni_api.member_status(config.rest_url).get("role", ""))
+    if role not in LEADER_ROLES:
+        raise NotLeaderError(f"{config.name} is {role or 'unknown'}, not its group's leader")
+    members = patroni_api.cluster_status(config.rest_url).get("members") or []
+    leader = next((m.get("name") for m in members if m.get("role") == "leader"), None)
+    if leader != config.name:
+        raise NotLeaderError(
+            f"the DCS names {leader or 'no member'} the leader of {config.scope}, not {config.name}"
+        )
+
+
+def _coordinator(config: MemberConfig) -> metadata.Connection:
+    """The coordinator group's current primary, found by libpq multi-host with read-write."""
+    return metadata.connect(
+        config.citus.coordinator_endpoints(), config.citus.database, config.superuser, read_write=True
+    )
+
+
+def apply_plan(
+    connection: metadata.Connection, changes: Sequence[Change], fence: Callable[[Change], None]
+) -> None:
+    """Apply changes in order, checking the fence right before each write."""
+    for change in changes:
+        fence(change)
+        metadata.apply_change(connection, change)
+        log.info("done: %s", change.describe())
+
+
+def register_self(config: MemberConfig) -> list[Change]:
+    """Point this group's primary row at this member (coordinator: group 0 on itself)."""
+    assert_leader(config)
+    leader = GroupLeader(config.citus.group, own_endpoint(config))
+    connect = _local if config.citus.is_coordinator else lambda c, db: _coordinator(c)
+    with closing(connect(config, config.citus.database)) as connection:
+        changes = plan([leader], metadata.read_nodes(connection), config.citus.standalone)
+        if not changes:
+            log.info("pg_dist_node already points group %d at %s", leader.group, leader.endpoint)
+        apply_plan(connection, changes, lambda _change: assert_leader(config))
+    return changes
+
+
+def formation_leaders(clusters: dict[str, dcs.Cluster], config: MemberConfig) -> list[GroupLeader]:
+    """Each group's running leader among the clusters that share this member's coordinator."""
+    leaders = []
+    for cluster in clusters.values():
+        leader = cluster.leader_member
+        if cluster.citus_group is None or leader is None or leader.endpoint is None:
+            continue
+        if leader.tags.get("citus_coordinator_host") != ",".join(config.citus.coordinator_hosts):
+            continue
+        if leader.role in LEADER_ROLES and leader.state == "running":
+            leaders.append(GroupLeader(cluster.citus_group, leader.endpoint))
+    return leaders
+
+
+def reconcile(config: MemberConfig, dry_run: bool = False) -> list[Change]:
+    """Plan (and unless dry_run apply) the changes for every group of the formation, from the DCS."""
+    clusters = dcs.read_clusters(config.etcd_hosts, config.namespace)
+    with closing(_coordinator(config)) as connection:
+        changes = plan(
+            formation_leaders(clusters, config), metadata.read_nodes(connection), config.citus.standalone
+        )
+        if not dry_run:
+            apply_plan(connection, changes, lambda change: _assert_still_leader(config, change))
+    return changes
+
+
+def _assert_still_leader(config: MemberConfig, change: Change) -> None:
+    """Fence for reconcile: the change's target must still be its group's leader in the DCS right now."""
+    current = formation_leaders(dcs.read_clusters(config.etcd_hosts, config.namespace), config)
+    if GroupLeader(change.group, change.endpoint) not in current:
+        raise NotLeaderError(
+            f"group {change.group} leader changed while reconciling; not applying: {change.describe()}"
+        )

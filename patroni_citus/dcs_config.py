@@ -1,0 +1,33 @@
+"""Keep `citus` first in shared_preload_libraries in Patroni's DCS-held dynamic configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CITUS = "citus"
+
+
+def split_libraries(value: str) -> list[str]:
+    return [part.strip().strip('"') for part in value.split(",") if part.strip()]
+
+
+def citus_first(value: str | None) -> str:
+    """The library list with citus first and every other library kept in order.
+
+    >>> citus_first("pg_stat_statements, citus,auto_explain")
+    'citus,pg_stat_statements,auto_explain'
+    >>> citus_first(None)
+    'citus'
+    """
+    others = [lib for lib in split_libraries(value or "") if lib != CITUS]
+    return ",".join([CITUS, *others])
+
+
+def preload_patch(dynamic_config: dict[str, Any]) -> dict[str, Any] | None:
+    """The PATCH /config body that puts citus first, or None when it already is."""
+    parameters = (dynamic_config.get("postgresql") or {}).get("parameters") or {}
+    current = parameters.get("shared_preload_libraries")
+    wanted = citus_first(None if current is None else str(current))
+    if current is not None and split_libraries(str(current)) == split_libraries(wanted):
+        return None
+    return {"postgresql": {"parameters": {"shared_preload_libraries": wanted}}}

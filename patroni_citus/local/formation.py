@@ -1,0 +1,450 @@
+"""Bring a local formation (etcd + one Patroni cluster per Citus group) up and down on 127.0.0.1.
+
+Each member is a real Patroni managing a real PostgreSQL, configured by the same settings and
+template an operator's container uses, so the local formation exercises the product itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from patroni_citus import convergence, patroni_api
+from patroni_citus.errors import PatroniCitusError, UnreachableError
+from patroni_citus.local import pgtree, processes
+from patroni_citus.local.layout import LOOPBACK, FormationLayout, FormationState, MemberLayout
+from patroni_citus.member_config import load_member_config
+from patroni_citus.settings import load_settings
+from patroni_citus.template import default_scripts_dir, render_config, write_private_file
+
+Reporter = Callable[[str], None]
+SUPERUSER = "postgres"
+DATABASE = "citus"
+CITUS_CHOICES = ("auto", "real", "standin")
+STANDIN_BANNER = "*** USING THE CITUS STAND-IN: a test double, NOT real Citus; no data is distributed ***"
+INSTALL_CITUS_HINT = (
+    "Citus is not installed for the PostgreSQL in {bindir}. Install it from Citus's packages "
+    "(curl https://install.citusdata.com/community/deb.sh | bash; "
+    "apt-get install postgresql-{major}-citus-13.2), "
+    "or pass --citus standin to run with the test stand-in (not real Citus)."
+)
+_PASSWORD_NAMES = ("superuser", "replication", "restapi")
+
+
+class FormationError(PatroniCitusError):
+    """The local formation could not be brought up, down or read."""
+
+
+@dataclass(frozen=True)
+class MemberReport:
+    """One member as `local status` shows it."""
+
+    group: int
+    name: str
+    postgres_port: int
+    rest_port: int
+    pid: int | None
+    running: bool
+    role: str
+    state: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def resolve_postgres(
+    choice: str, source_bindir: Path | None, private_tree: Path, report: Reporter
+) -> tuple[Path, str]:
+    """Pick the PostgreSQL binaries: real Citus where installed, the stand-in only when asked."""
+    source = source_bindir or pgtree.find_system_bindir()
+    if choice != "standin":
+        if pgtree.citus_available(source):
+            return source, "real"
+        major = source.parent.name if source.parent.name.isdigit() else "15"
+        raise FormationError(INSTALL_CITUS_HINT.format(bindir=source, major=major))
+    report(STANDIN_BANNER)
+    report(f"installing the stand-in into a private copy of {source.parent} under {private_tree}")
+    return pgtree.install_standin(private_tree, source), "standin"
+
+
+def _password(layout: FormationLayout, kind: str) -> Path:
+    """Each formation gets its own random passwords, kept in files the caller alone can read."""
+    path = layout.secrets_dir / f"{kind}.password"
+    if not path.exists():
+        write_private_file(path, secrets.token_urlsafe(24) + "\n")
+    return path
+
+
+def member_environment(layout: FormationLayout, member: MemberLayout, bindir: Path) -> dict[str, str]:
+    """The settings a member's container would get, as environment variables."""
+    return {
+        "PATRONI_SCOPE": member.scope,
+        "PATRONI_NAME": member.name,
+        "PATRONI_ETCD3_HOSTS": f"{LOOPBACK}:{layout.etcd_client_port}",
+        "PATRONI_RESTAPI_LISTEN": f"{LOOPBACK}:{member.rest_port}",
+        "PATRONI_RESTAPI_CONNECT_ADDRESS": f"{LOOPBACK}:{member.rest_port}",
+        "PATRONI_RESTAPI_PASSWORD_FILE": str(_password(layout, "restapi")),
+        "PATRONI_POSTGRESQL_LISTEN": f"{LOOPBACK}:{member.postgres_port}",
+        "PATRONI_POSTGRESQL_CONNECT_ADDRESS": f"{LOOPBACK}:{member.postgres_port}",
+        "PATRONI_POSTGRESQL_DATA_DIR": str(member.data_dir),
+        "PATRONI_POSTGRESQL_BIN_DIR": str(bindir),
+        "PATRONI_POSTGRESQL_PGPASS": str(Path(member.directory) / "pgpass"),
+        "PATRONI_SUPERUSER_USERNAME": SUPERUSER,
+        "PATRONI_SUPERUSER_PASSWORD_FILE": str(_password(layout, "superuser")),
+        "PATRONI_REPLICATION_PASSWORD_FILE": str(_password(layout, "replication")),
+        "PATRONI_TTL": "20",
+        "PATRONI_LOOP_WAIT": "2",
+        "PATRONI_RETRY_TIMEOUT": "5",
+        "PATRONI_SYNCHRONOUS_MODE": "true" if layout.synchronous else "false",
+        "PG_SOCKET_DIR": str(member.socket_dir),
+        "PG_ALLOWED_NETWORKS": f"{LOOPBACK}/32",
+        "CITUS_ENABLE": "true",
+        "CITUS_ROLE": "coordinator" if member.group == 0 else "worker",
+        "CITUS_GROUP": str(member.group),
+        "CITUS_COORDINATOR_HOST": layout.coordinator_hosts(),
+        "CITUS_DATABASE": DATABASE,
+        "CITUS_STANDALONE": "true" if layout.workers == 0 else "false",
+    }
+
+
+def _daemon_environment(bindir: Path, home: Path) -> dict[str, str]:
+    """A clean environment: no PATRONI_* variables, so the rendered file is the only source of truth."""
+    return {
+        "PATH": f"{default_scripts_dir()}:{bindir}:/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "HOME": str(home),
+    }
+
+
+def _check_python_readable(user: Any) -> None:
+    """Patroni and the callbacks run as the service user: this Python and package must be readable by it."""
+    if os.geteuid() != 0:
+        return
+    probe = subprocess.run(
+        [sys.executable, "-c", "import patroni, patroni_citus"],
+        user=user.pw_uid,
+        group=user.pw_gid,
+        extra_groups=[],
+        cwd="/",
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        raise FormationError(
+            f"the OS user {user.pw_name!r} cannot run {sys.executable} with patroni and patroni_citus "
+            "(a Python or venv under /root is not readable by it); install into a venv made from "
+            "/usr/bin/python3 outside /root, as the README's install command does"
+        )
+
+
+def _prepare_member(layout: FormationLayout, member: MemberLayout, bindir: Path, user: Any) -> None:
+    directory = Path(member.directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    member.socket_dir.mkdir(exist_ok=True)
+    for path in (directory, member.socket_dir):
+        processes.hand_over(path, user)
+    os.chmod(member.socket_dir, 0o700)
+    settings = load_settings(member_environment(layout, member, bindir))
+    write_private_file(
+        member.config_path,
+        render_config(settings, member.config_path, default_scripts_dir()),
+        owner=(user.pw_uid, user.pw_gid) if os.geteuid() == 0 else None,
+    )
+
+
+def _write_operator_pgpass(layout: FormationLayout) -> None:
+    password = _password(layout, "superuser").read_text().strip()
+    lines = [f"{LOOPBACK}:{m.postgres_port}:*:{SUPERUSER}:{password}" for m in layout.all_members()]
+    write_private_file(layout.pgpass_path, "\n".join(lines) + "\n")
+
+
+def _start_etcd(layout: FormationLayout, report: Reporter) -> int:
+    layout.etcd_dir.mkdir(parents=True, exist_ok=True)
+    client = f"http://{LOOPBACK}:{layout.etcd_client_port}"
+    peer = f"http://{LOOPBACK}:{layout.etcd_peer_port}"
+    etcd = shutil.which("etcd")
+    if etcd is None:
+        raise FormationError("etcd is not installed; apt-get install etcd-server")
+    pid = processes.spawn(
+        [
+            etcd,
+            "--name",
+            f"{layout.name}-etcd",
+            "--data-dir",
+            str(layout.etcd_dir / "data"),
+            "--listen-client-urls",
+            client,
+            "--advertise-client-urls",
+            client,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"{layout.name}-etcd={peer}",
+            "--initial-cluster-state",
+            "new",
+        ],
+        layout.etcd_dir / "etcd.log",
+        cwd=layout.etcd_dir,
+        env={"PATH": "/usr/bin:/bin", "ETCD_UNSUPPORTED_ARCH": "", "HOME": str(layout.etcd_dir)},
+    )
+    report(f"etcd: started (pid {pid}) on {client}, waiting for it to answer")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not processes.is_alive(pid):
+            raise FormationError(f"etcd exited at start; see {layout.etcd_dir / 'etcd.log'}")
+        try:
+            with urllib.request.urlopen(f"{client}/health", timeout=1) as response:  # noqa: S310
+                if json.loads(response.read()).get("health") == "true":
+                    report("etcd: healthy")
+                    return pid
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise FormationError(f"etcd did not become healthy within 30 s; see {layout.etcd_dir / 'etcd.log'}")
+
+
+def _member_role(member: MemberLayout) -> tuple[str, str]:
+    """(role, state) from the member's REST API, or ('', why not) while it does not answer."""
+    try:
+        answer = patroni_api.member_status(member.rest_url, timeout=1.0)
+    except UnreachableError:
+        return "", "not answering yet"
+    return str(answer.get("role", "")), str(answer.get("state", ""))
+
+
+def _wait_for_members(state: FormationState, report: Reporter, timeout: float) -> None:
+    """Poll every member until it runs as primary or replica; one progress line per change."""
+    layout = state.layout
+    started = time.monotonic()
+    pending = {m.name: m for m in layout.all_members()}
+    last_seen: dict[str, str] = {}
+    while pending:
+        for name, member in list(pending.items()):
+            if not processes.is_alive(state.member_pids.get(name)):
+                raise FormationError(f"{name}: Patroni exited; see {member.log_path}")
+            role, member_state = _member_role(member)
+            seen = f"{role or '-'} / {member_state}"
+            elapsed = time.monotonic() - started
+            if member_state == "running" and role in ("primary", "master", "replica", "standby_leader"):
+                report(f"{name}: running as {role} after {elapsed:.1f}s")
+                del pending[name]
+            elif last_seen.get(name) != seen:
+                report(f"{name}: waiting ({seen}, {elapsed:.1f}s)")
+                last_seen[name] = seen
+        if pending and time.monotonic() - started > timeout:
+            logs = ", ".join(str(m.log_path) for m in pending.values())
+            raise FormationError(f"not ready within {timeout:.0f}s: {', '.join(pending)}; see {logs}")
+        time.sleep(0.5)
+    for group in range(layout.workers + 1):
+        leaders = [m.name for m in layout.group_members(group) if _member_role(m)[0] in ("primary", "master")]
+        if len(leaders) != 1:
+            raise FormationError(
+                f"group {group} has {len(leaders)} primaries ({leaders}); expected exactly one"
+            )
+
+
+def _wait_for_metadata(layout: FormationLayout, report: Reporter, timeout: float) -> None:
+    """Wait until the callbacks have registered every group's leader in the coordinator's pg_dist_node."""
+    config = load_member_config(layout.member(0, 0).config_path)
+    started = time.monotonic()
+    last = ""
+    while True:
+        try:
+            pending = [change.describe() for change in convergence.reconcile(config, dry_run=True)]
+            seen = "; ".join(pending) if pending else ""
+        except PatroniCitusError as exc:
+            seen = str(exc)
+        if not seen:
+            report(f"citus metadata: every group registered after {time.monotonic() - started:.1f}s")
+            return
+        if seen != last:
+            report(f"citus metadata: waiting ({seen})")
+            last = seen
+        if time.monotonic() - started > timeout:
+            raise FormationError(f"Citus metadata did not converge within {timeout:.0f}s: {seen}")
+        time.sleep(0.5)
+
+
+def _spawn_member(state: FormationState, member: MemberLayout, user: Any) -> int:
+    bindir = Path(state.bindir)
+    pid = processes.spawn(
+        [str(default_scripts_dir() / "patroni"), str(member.config_path)],
+        member.log_path,
+        cwd=Path(member.directory),
+        env=_daemon_environment(bindir, Path(member.directory)),
+        user=user,
+    )
+    state.member_pids[member.name] = pid
+    state.save()
+    return pid
+
+
+def up(
+    layout: FormationLayout,
+    citus: str,
+    source_bindir: Path | None,
+    report: Reporter,
+    timeout: float = 240.0,
+) -> FormationState:
+    """Start etcd and every member, wait until each group has a leader; stop everything on failure."""
+    existing = FormationState.load(layout.base)
+    if existing is not None:
+        if any(processes.is_alive(pid) for pid in [existing.etcd_pid, *existing.member_pids.values()]):
+            raise FormationError(f"a formation is already running in {layout.base}; run `local down` first")
+        if existing.layout != layout:
+            raise FormationError(
+                f"{layout.base} holds a formation of another shape ({existing.layout.workers} workers, "
+                f"{existing.layout.members} members, port base {existing.layout.port_base}); "
+                "use those options, another --base-dir, or `local down --purge`"
+            )
+    user = processes.service_user()
+    layout.base.mkdir(parents=True, exist_ok=True)
+    os.chmod(layout.base, 0o755)  # noqa: S103 - the service user must traverse it to reach its own directories
+    _check_python_readable(user)
+    bindir, flavour = resolve_postgres(citus, source_bindir, layout.private_tree, report)
+    report(f"PostgreSQL binaries: {bindir} (Citus: {flavour})")
+    state = FormationState(layout=layout, bindir=str(bindir), citus=flavour)
+    try:
+        for member in layout.all_members():
+            _prepare_member(layout, member, bindir, user)
+        _write_operator_pgpass(layout)
+        state.etcd_pid = _start_etcd(layout, report)
+        state.save()
+        for member in layout.all_members():
+            pid = _spawn_member(state, member, user)
+            report(f"{member.name}: Patroni started (pid {pid}), PostgreSQL port {member.postgres_port}")
+        _wait_for_members(state, report, timeout)
+        _wait_for_metadata(layout, report, timeout)
+    except BaseException:
+        report("start failed: stopping what was started (files and logs are kept)")
+        down(layout.base, purge=False, report=report)
+        raise
+    if flavour == "standin":
+        report(STANDIN_BANNER)
+    report(f"coordinator: psql '{layout.coordinator_dsn(DATABASE, SUPERUSER)}'")
+    return state
+
+
+def _stop_members(state: FormationState, report: Reporter) -> None:
+    alive = {
+        name: pid
+        for name, pid in state.member_pids.items()
+        if processes.is_alive(pid) and "patroni" in processes.command_line(pid)
+    }
+    for pid in alive.values():
+        processes.signal_process(pid, signal.SIGTERM)
+    survivors = processes.wait_gone(list(alive.values()), 60)
+    for pid in survivors:
+        report(f"Patroni pid {pid} ignored SIGTERM for 60s; killing it")
+        processes.stop(pid, 0, signal.SIGKILL)
+    for name in alive:
+        report(f"{name}: stopped")
+    # A Patroni killed with -9 leaves its postmaster behind; stop those too (fast shutdown).
+    for member in state.layout.all_members():
+        postmaster = processes.postmaster_pid(member.data_dir)
+        if postmaster is not None:
+            report(f"{member.name}: stopping orphaned PostgreSQL (pid {postmaster})")
+            processes.stop(postmaster, 30, signal.SIGINT)
+
+
+def down(base_dir: Path, purge: bool, report: Reporter) -> None:
+    """Stop every process the formation in base_dir started; remove its files only with purge."""
+    state = _load_state(base_dir)
+    _stop_members(state, report)
+    if (
+        state.etcd_pid
+        and processes.is_alive(state.etcd_pid)
+        and "etcd" in processes.command_line(state.etcd_pid)
+    ):
+        processes.stop(state.etcd_pid, 15)
+        report("etcd: stopped")
+    state.etcd_pid = None
+    state.member_pids = {}
+    state.save()
+    if purge:
+        shutil.rmtree(base_dir)
+        report(f"removed {base_dir}")
+
+
+def _find_member(state: FormationState, name: str) -> MemberLayout:
+    for member in state.layout.all_members():
+        if member.name == name:
+            return member
+    names = ", ".join(m.name for m in state.layout.all_members())
+    raise FormationError(f"no member named {name!r}; members are: {names}")
+
+
+def _load_state(base_dir: Path) -> FormationState:
+    state = FormationState.load(base_dir)
+    if state is None:
+        raise FormationError(f"no local formation in {base_dir} (no formation.json)")
+    return state
+
+
+def stop_member(base_dir: Path, name: str, kill: bool, report: Reporter) -> None:
+    """Stop one member: SIGTERM to Patroni (clean), or SIGKILL to Patroni and its postmaster (a crash)."""
+    state = _load_state(base_dir)
+    member = _find_member(state, name)
+    pid = state.member_pids.get(name)
+    postmaster = processes.postmaster_pid(member.data_dir)
+    if kill:
+        for victim in (pid, postmaster):
+            if victim is not None and processes.is_alive(victim):
+                processes.signal_process(victim, signal.SIGKILL)
+        processes.wait_gone([p for p in (pid, postmaster) if p], 10)
+        report(f"{name}: killed with SIGKILL (Patroni {pid}, postmaster {postmaster})")
+    else:
+        if pid is not None:
+            processes.stop(pid, 60)
+        report(f"{name}: stopped")
+
+
+def start_member(base_dir: Path, name: str, report: Reporter) -> int:
+    """Start one stopped member again with its existing data."""
+    state = _load_state(base_dir)
+    member = _find_member(state, name)
+    if processes.is_alive(state.member_pids.get(name)):
+        raise FormationError(f"{name} is already running (pid {state.member_pids[name]})")
+    leftover = processes.postmaster_pid(member.data_dir)
+    if leftover is not None:
+        processes.stop(leftover, 30, signal.SIGINT)
+    pid = _spawn_member(state, member, processes.service_user())
+    report(f"{name}: Patroni started (pid {pid})")
+    return pid
+
+
+def status(base_dir: Path) -> tuple[FormationState, list[MemberReport]]:
+    """Each member's process and Patroni view, for `local status`."""
+    state = _load_state(base_dir)
+    reports = []
+    for member in state.layout.all_members():
+        pid = state.member_pids.get(member.name)
+        running = processes.is_alive(pid)
+        role, member_state = _member_role(member) if running else ("", "stopped")
+        reports.append(
+            MemberReport(
+                member.group,
+                member.name,
+                member.postgres_port,
+                member.rest_port,
+                pid,
+                running,
+                role,
+                member_state,
+            )
+        )
+    return state, reports

@@ -1,0 +1,129 @@
+"""Start and stop the local formation's daemons as the right OS user, and find them again."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from patroni_citus.errors import PatroniCitusError
+
+POSTGRES_OS_USER = "postgres"
+
+
+class ProcessError(PatroniCitusError):
+    """A daemon of the local formation could not be started or stopped."""
+
+
+def service_user() -> pwd.struct_passwd:
+    """PostgreSQL refuses to run as root, so root runs the formation as ``postgres``; others as themselves."""
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.geteuid())
+    try:
+        return pwd.getpwnam(POSTGRES_OS_USER)
+    except KeyError:
+        raise ProcessError(
+            "running as root needs the OS user 'postgres' to run PostgreSQL; "
+            "install PostgreSQL's packages (they create it) or run as an unprivileged user"
+        ) from None
+
+
+def hand_over(path: Path, user: pwd.struct_passwd) -> None:
+    """Give a directory the daemons write to to the service user (a no-op when that is us)."""
+    if os.geteuid() == 0:
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def spawn(
+    argv: Sequence[str],
+    log_path: Path,
+    cwd: Path,
+    env: Mapping[str, str],
+    user: pwd.struct_passwd | None = None,
+) -> int:
+    """Start a daemon detached in its own session, output to log_path; returns its pid."""
+    switch_user = user is not None and os.geteuid() == 0
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            user=user.pw_uid if switch_user and user else None,
+            group=user.pw_gid if switch_user and user else None,
+            extra_groups=[] if switch_user else None,
+        )
+    return int(process.pid)
+
+
+def is_alive(pid: int | None) -> bool:
+    """True while pid names a live, non-zombie process."""
+    if not pid:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def reap_children() -> None:
+    """Collect exit statuses of daemons we started in this process, so they do not linger as zombies."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
+    """Wait until the pids are gone; returns the ones still alive at the deadline."""
+    deadline = time.monotonic() + timeout
+    alive = [pid for pid in pids if is_alive(pid)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        reap_children()
+        alive = [pid for pid in alive if is_alive(pid)]
+    return alive
+
+
+def signal_process(pid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The postmaster's pid from postmaster.pid, if that process is still alive."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if is_alive(pid) and "postgres" in command_line(pid) else None
+
+
+def stop(pid: int, timeout: float, signum: signal.Signals = signal.SIGTERM) -> bool:
+    """Ask politely, then SIGKILL after timeout; True if it had to be killed."""
+    if not is_alive(pid):
+        return False
+    signal_process(pid, signum)
+    if not wait_gone([pid], timeout):
+        return False
+    signal_process(pid, signal.SIGKILL)
+    if wait_gone([pid], 10):
+        raise ProcessError(f"process {pid} ({command_line(pid)[:80]}) survived SIGKILL")
+    return True

@@ -1,0 +1,168 @@
+"""Citus metadata SQL: connect, read pg_dist_node, apply planned changes, ensure the extension.
+
+All SQL lives in patroni_citus/sql/*.sql with named parameters; nothing here formats SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from importlib.resources import files
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from patroni_citus.errors import PatroniCitusError, UnreachableError
+from patroni_citus.planner import (
+    AddNode,
+    Change,
+    EnableShards,
+    Endpoint,
+    NodeRow,
+    SetCoordinator,
+    UpdateNode,
+)
+from patroni_citus.settings import Credentials
+
+Connection = psycopg2.extensions.connection
+STATEMENT_TIMEOUT_MS = 30000
+DEFAULT_LOCK_COOLDOWN_MS = 10000
+
+
+class MetadataError(PatroniCitusError):
+    """A Citus metadata statement failed; the message carries PostgreSQL's reason."""
+
+
+@cache
+def query(name: str) -> str:
+    """The SQL of patroni_citus/sql/<name>.sql, read once."""
+    return files("patroni_citus").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+
+
+def connect(
+    endpoints: Sequence[tuple[str, int]],
+    database: str,
+    credentials: Credentials,
+    read_write: bool = False,
+    connect_timeout: int = 3,
+) -> Connection:
+    """Connect to the first reachable endpoint (the primary with read_write, via libpq multi-host)."""
+    hosts = ",".join(host for host, _ in endpoints)
+    ports = ",".join(str(port) for _, port in endpoints)
+    try:
+        connection = psycopg2.connect(
+            host=hosts,
+            port=ports,
+            dbname=database,
+            user=credentials.username,
+            password=credentials.password,
+            connect_timeout=connect_timeout,
+            target_session_attrs="read-write" if read_write else "any",
+            application_name="patroni-citus",
+            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+        )
+    except psycopg2.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
+        raise UnreachableError(f"cannot connect to {database} at {hosts} port {ports}: {reason}") from None
+    connection.autocommit = True
+    return connection
+
+
+def _execute(
+    connection: Connection, name: str, parameters: dict[str, object] | None = None
+) -> list[tuple[object, ...]]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query(name), parameters)
+            return cursor.fetchall() if cursor.description else []
+    except psycopg2.Error as exc:
+        reason = (exc.pgerror or str(exc)).strip().splitlines()[0]
+        raise MetadataError(f"{name}: {reason}") from None
+
+
+def read_nodes(connection: Connection) -> list[NodeRow]:
+    """pg_dist_node as planner rows."""
+    return [
+        NodeRow(
+            nodeid=int(str(nodeid)),
+            groupid=int(str(groupid)),
+            endpoint=Endpoint(str(host), int(str(port))),
+            noderole=str(role),
+            isactive=bool(active),
+            hasmetadata=bool(has_metadata),
+            metadatasynced=bool(synced),
+            shouldhaveshards=bool(shards),
+        )
+        for nodeid, groupid, host, port, role, active, has_metadata, synced, shards in _execute(
+            connection, "read_nodes"
+        )
+    ]
+
+
+def apply_change(
+    connection: Connection, change: Change, lock_cooldown_ms: int = DEFAULT_LOCK_COOLDOWN_MS
+) -> None:
+    """Run the one Citus function that performs a planned change."""
+    match change:
+        case SetCoordinator(endpoint):
+            _execute(connection, "set_coordinator", {"host": endpoint.host, "port": endpoint.port})
+        case AddNode(group, endpoint):
+            _execute(connection, "add_node", {"host": endpoint.host, "port": endpoint.port, "group": group})
+        case UpdateNode(nodeid, _group, _old, new):
+            _execute(
+                connection,
+                "update_node",
+                {"nodeid": nodeid, "host": new.host, "port": new.port, "lock_cooldown": lock_cooldown_ms},
+            )
+        case EnableShards(endpoint):
+            _execute(connection, "enable_shards", {"host": endpoint.host, "port": endpoint.port})
+
+
+def is_in_recovery(connection: Connection) -> bool:
+    return bool(_execute(connection, "is_in_recovery")[0][0])
+
+
+def citus_loaded(connection: Connection) -> bool:
+    return bool(_execute(connection, "citus_loaded")[0][0])
+
+
+def citus_version(connection: Connection) -> str:
+    return str(_execute(connection, "citus_version")[0][0])
+
+
+def ensure_database(connection: Connection, database: str) -> bool:
+    """Create the Citus database if missing; True if it was created."""
+    if _execute(connection, "database_exists", {"database": database}):
+        return False
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    except psycopg2.errors.DuplicateDatabase:
+        return False
+    except psycopg2.Error as exc:
+        raise MetadataError(f"create database {database}: {(exc.pgerror or str(exc)).strip()}") from None
+    return True
+
+
+def ensure_extension(connection: Connection) -> None:
+    """CREATE EXTENSION IF NOT EXISTS citus (idempotent)."""
+    _execute(connection, "create_extension")
+
+
+def conninfo_quote(value: str) -> str:
+    r"""Quote a value for a libpq conninfo string (single quotes; backslash-escape ' and \).
+
+    >>> conninfo_quote("it's")
+    "'it\\'s'"
+    """
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def store_authinfo(connection: Connection, credentials: Credentials) -> None:
+    """Give Citus the superuser password for its node-to-node connections (pg_dist_authinfo)."""
+    _execute(
+        connection,
+        "store_authinfo",
+        {"rolename": credentials.username, "authinfo": f"password={conninfo_quote(credentials.password)}"},
+    )

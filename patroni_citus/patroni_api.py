@@ -1,0 +1,77 @@
+"""Patroni REST API client: member state, cluster view and dynamic configuration."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from patroni_citus.errors import UnreachableError
+from patroni_citus.settings import Credentials
+
+JsonObject = dict[str, Any]
+
+
+def _request(
+    url: str,
+    method: str = "GET",
+    body: JsonObject | None = None,
+    auth: Credentials | None = None,
+    timeout: float = 3.0,
+) -> JsonObject:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http(s) URLs we built
+    request.add_header("Accept", "application/json")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if auth is not None:
+        token = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            payload = response.read()
+    except urllib.error.HTTPError as exc:
+        # Patroni answers GET /patroni with 503 on a replica or a stopped member, still with a JSON body.
+        payload = exc.read()
+        if method != "GET" or not payload:
+            raise UnreachableError(f"Patroni REST API {method} {url} answered HTTP {exc.code}") from None
+    except (OSError, urllib.error.URLError) as exc:
+        raise UnreachableError(f"cannot reach Patroni REST API at {url}: {exc}") from None
+    try:
+        result = json.loads(payload) if payload else {}
+    except ValueError:
+        # Write endpoints such as /switchover answer with a plain-text sentence.
+        return {"message": payload.decode(errors="replace").strip()}
+    return result if isinstance(result, dict) else {"value": result}
+
+
+def member_status(rest_url: str, timeout: float = 3.0) -> JsonObject:
+    """GET /patroni: this member's role, state, timeline and pending_restart."""
+    return _request(f"{rest_url}/patroni", timeout=timeout)
+
+
+def cluster_status(rest_url: str, timeout: float = 3.0) -> JsonObject:
+    """GET /cluster: every member of this member's Patroni cluster as Patroni sees it."""
+    return _request(f"{rest_url}/cluster", timeout=timeout)
+
+
+def dynamic_config(rest_url: str, timeout: float = 3.0) -> JsonObject:
+    """GET /config: the DCS-held dynamic configuration."""
+    return _request(f"{rest_url}/config", timeout=timeout)
+
+
+def switchover(rest_url: str, leader: str, candidate: str | None, auth: Credentials | None) -> JsonObject:
+    """POST /switchover: a planned handover of the leader role, done by Patroni."""
+    body: JsonObject = {"leader": leader}
+    if candidate:
+        body["candidate"] = candidate
+    return _request(f"{rest_url}/switchover", method="POST", body=body, auth=auth, timeout=60.0)
+
+
+def patch_dynamic_config(
+    rest_url: str, patch: JsonObject, auth: Credentials | None, timeout: float = 5.0
+) -> JsonObject:
+    """PATCH /config through Patroni, which merges it into the DCS and applies it everywhere."""
+    return _request(f"{rest_url}/config", method="PATCH", body=patch, auth=auth, timeout=timeout)

@@ -1,0 +1,1 @@
+SELECT pg_catalog.citus_add_node(%(host)s, %(port)s, groupid => %(group)s)

@@ -1,0 +1,98 @@
+"""Render patroni.yml from Settings and write it privately (it holds passwords)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sysconfig
+import tempfile
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import jinja2
+
+from patroni_citus.settings import Settings
+
+CITUS_LIBRARY = "citus"
+CALLBACK_SCRIPTS = {
+    "on_start": "patroni-citus-on-start",
+    "on_role_change": "patroni-citus-on-role-change",
+    "post_bootstrap": "patroni-citus-post-bootstrap",
+}
+
+
+@dataclass(frozen=True)
+class CallbackCommands:
+    """The command lines Patroni runs; each carries --config so the script finds its settings."""
+
+    on_start: str
+    on_role_change: str
+    post_bootstrap: str
+
+
+def preload_libraries(settings: Settings) -> list[str]:
+    """The operator's libraries, with citus moved to the front when Citus is enabled.
+
+    >>> from patroni_citus.settings import load_settings
+    >>> env = {"PATRONI_SCOPE": "s", "PATRONI_SUPERUSER_PASSWORD": "x", "PATRONI_REPLICATION_PASSWORD": "y",
+    ...        "PG_SHARED_PRELOAD_LIBRARIES": "pg_stat_statements,citus", "CITUS_ENABLE": "yes"}
+    >>> preload_libraries(load_settings(env))
+    ['citus', 'pg_stat_statements']
+    """
+    others = [lib for lib in settings.patroni.shared_preload_libraries if lib != CITUS_LIBRARY]
+    return (
+        [CITUS_LIBRARY, *others]
+        if settings.citus.enabled
+        else list(settings.patroni.shared_preload_libraries)
+    )
+
+
+def default_scripts_dir() -> Path:
+    """Where this installation's console scripts live, so Patroni needs no PATH to find them."""
+    return Path(sysconfig.get_path("scripts"))
+
+
+def callback_commands(config_path: Path, scripts_dir: Path | None) -> CallbackCommands:
+    def command(action: str) -> str:
+        script = CALLBACK_SCRIPTS[action]
+        executable = str(scripts_dir / script) if scripts_dir is not None else script
+        return shlex.join([executable, "--config", str(config_path)])
+
+    return CallbackCommands(
+        on_start=command("on_start"),
+        on_role_change=command("on_role_change"),
+        post_bootstrap=command("post_bootstrap"),
+    )
+
+
+def render_config(settings: Settings, config_path: Path, scripts_dir: Path | None = None) -> str:
+    """The complete Patroni YAML for this member; no trace of Citus when it is disabled."""
+    environment = jinja2.Environment(
+        autoescape=False,  # noqa: S701 - YAML, not HTML; every value goes through tojson
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    template_text = files("patroni_citus").joinpath("patroni.yml.j2").read_text(encoding="utf-8")
+    return environment.from_string(template_text).render(
+        p=settings.patroni,
+        c=settings.citus,
+        preload_libraries=preload_libraries(settings),
+        commands=callback_commands(config_path, scripts_dir),
+    )
+
+
+def write_private_file(path: Path, text: str, owner: tuple[int, int] | None = None) -> None:
+    """Write atomically with mode 0600 (and the given owner), so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o600)
+        if owner is not None:
+            os.chown(temporary, *owner)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,233 @@
+"""Test harness for integration scenarios: which Citus to use, a local formation, polling.
+
+Formations are started through the real CLI (`patroni-citus local up`) in a private base
+directory and always torn down with `local down --purge`, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg2
+import psycopg2.extensions
+
+from patroni_citus.local import pgtree
+from patroni_citus.local.layout import FormationLayout, FormationState, MemberLayout
+from patroni_citus.template import default_scripts_dir
+
+T = TypeVar("T")
+TIMEOUT_MULTIPLIER = float(os.environ.get("PATRONI_CITUS_TEST_TIMEOUT_MULTIPLIER", "1"))
+CLI = str(default_scripts_dir() / "patroni-citus")
+
+
+def citus_choice() -> str:
+    """real or standin, from PATRONI_CITUS_TEST_CITUS=real|standin|auto (auto: real where installed)."""
+    wanted = os.environ.get("PATRONI_CITUS_TEST_CITUS", "auto")
+    if wanted not in ("real", "standin", "auto"):
+        raise RuntimeError(f"PATRONI_CITUS_TEST_CITUS={wanted!r}: use real, standin or auto")
+    available = pgtree.citus_available(source_bindir())
+    if wanted == "real" and not available:
+        raise RuntimeError(
+            f"PATRONI_CITUS_TEST_CITUS=real but Citus is not installed for {source_bindir()} "
+            "(set PATRONI_CITUS_PG_BINDIR to a PostgreSQL tree with Citus)"
+        )
+    if wanted == "auto":
+        return "real" if available else "standin"
+    return wanted
+
+
+def source_bindir() -> Path:
+    configured = os.environ.get("PATRONI_CITUS_PG_BINDIR")
+    return Path(configured) if configured else pgtree.find_system_bindir()
+
+
+def wait_until(
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float = 60.0,
+    interval: float = 0.5,
+    explain: Callable[[], str] | None = None,
+) -> T:
+    """Poll probe until it returns something truthy; fail naming what never happened (and why, if explain)."""
+    deadline = time.monotonic() + timeout * TIMEOUT_MULTIPLIER
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = probe()
+            if result:
+                return result
+        except Exception as exc:  # polling tolerates transient errors and reports the last one
+            last_error = exc
+        time.sleep(interval)
+    context = "\n" + explain() if explain is not None else ""
+    waited = timeout * TIMEOUT_MULTIPLIER  # seconds
+    message = f"timed out after {waited:.0f}s waiting for {what}; last error: {last_error}"
+    raise AssertionError(message + context)
+
+
+def free_port_base() -> int:
+    """A port base whose whole block (etcd, PostgreSQL, REST) is free right now."""
+    for _ in range(50):
+        base = 30000 + (os.getpid() * 7 + int(time.time() * 1000)) % 300 * 100
+        if all(_port_free(base + offset) for offset in (0, 1, *range(100, 190), *range(200, 290))):
+            return base
+        time.sleep(0.05)
+    raise RuntimeError("no free port block found")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def run_cli(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"patroni-citus {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+@dataclass
+class LocalFormation:
+    """A running local formation and ways to talk to its members."""
+
+    layout: FormationLayout
+    citus: str
+
+    @property
+    def base(self) -> Path:
+        return self.layout.base
+
+    @property
+    def password(self) -> str:
+        return (self.base / "secrets" / "superuser.password").read_text().strip()
+
+    def state(self) -> FormationState:
+        state = FormationState.load(self.base)
+        assert state is not None
+        return state
+
+    def connect(self, member: MemberLayout, dbname: str = "postgres") -> psycopg2.extensions.connection:
+        connection = psycopg2.connect(
+            host="127.0.0.1",
+            port=member.postgres_port,
+            user="postgres",
+            password=self.password,
+            dbname=dbname,
+            connect_timeout=3,
+        )
+        connection.autocommit = True
+        return connection
+
+    def query(self, member: MemberLayout, sql: str, dbname: str = "postgres") -> list[tuple[Any, ...]]:
+        connection = self.connect(member, dbname)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetchall() if cursor.description else []
+        finally:
+            connection.close()
+
+    def status(self) -> dict[str, Any]:
+        result = run_cli("local", "status", "--base-dir", str(self.base), "--json", check=False)
+        payload: dict[str, Any] = json.loads(result.stdout)
+        payload["exit_code"] = result.returncode
+        return payload
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Live processes whose command line mentions text (e.g. a formation's base directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in cmdline and state != "Z":
+            found.append(f"{entry.name}: {cmdline[:160]}")
+    return found
+
+
+@contextmanager
+def local_formation(
+    workers: int = 1, members: int = 2, extra_args: tuple[str, ...] = ()
+) -> Iterator[LocalFormation]:
+    """Start a formation through the CLI; always stop it and remove its directory afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="patroni-citus-it-"))
+    os.chmod(base, 0o755)  # noqa: S103 - the postgres OS user must traverse it
+    choice = citus_choice()
+    layout = FormationLayout(str(base), "it", workers, members, free_port_base())
+    args = [
+        "local",
+        "up",
+        "--base-dir",
+        str(base),
+        "--name",
+        layout.name,
+        "--workers",
+        str(workers),
+        "--members",
+        str(members),
+        "--port-base",
+        str(layout.port_base),
+        "--citus",
+        choice,
+        "--pg-bindir",
+        str(source_bindir()),
+        *extra_args,
+    ]
+    try:
+        run_cli(*args, timeout=400 * TIMEOUT_MULTIPLIER)
+        state = FormationState.load(base)
+        assert state is not None, "local up wrote no formation.json"
+        yield LocalFormation(state.layout, choice)
+    finally:
+        if (base / "formation.json").exists():
+            run_cli("local", "down", "--base-dir", str(base), "--purge", check=False)
+        leftovers = processes_mentioning(str(base))
+        for line in leftovers:
+            os.kill(int(line.split(":")[0]), 9)
+        shutil.rmtree(base, ignore_errors=True)
+        assert not leftovers, f"processes left behind by the formation: {leftovers}"
+
+
+def diagnostics(formation: LocalFormation, log_lines: int = 25) -> str:
+    """DCS keys and the tail of every member's log: what a failed scenario needs to be understood."""
+    from patroni_citus import dcs
+
+    parts = []
+    try:
+        keys = dcs.read_prefix([f"127.0.0.1:{formation.layout.etcd_client_port}"], "/service/")
+        parts.extend(
+            f"{key} = {value[:300]}" for key, value in sorted(keys.items()) if "/members/" not in key
+        )
+    except Exception as exc:  # diagnostics must never hide the original failure
+        parts.append(f"(DCS unreadable: {exc})")
+    for member in formation.layout.all_members():
+        try:
+            lines = member.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        interesting = [line for line in lines if "no action" not in line][-log_lines:]
+        parts.append(f"--- {member.name} ({member.log_path})")
+        parts.extend(interesting)
+    return "\n".join(parts)

@@ -1,0 +1,273 @@
+"""Failover drills: the callbacks keep pg_dist_node at every group's Patroni leader.
+
+One formation (coordinator group + two worker groups, two members each, synchronous mode) is
+shared by the scenarios in order, as an operator would meet them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import psycopg2
+import pytest
+from harness import LocalFormation, diagnostics, local_formation, run_cli
+from harness import wait_until as _wait_until
+
+from patroni_citus import patroni_api
+from patroni_citus.errors import PatroniCitusError
+from patroni_citus.settings import Credentials
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def formation() -> Iterator[LocalFormation]:
+    with local_formation(workers=2, members=2, extra_args=("--synchronous",)) as running:
+        CURRENT.append(running)
+        yield running
+        CURRENT.clear()
+
+
+CURRENT: list[LocalFormation] = []
+
+
+def wait_until(
+    what: str, probe: Callable[[], object], timeout: float = 60.0, interval: float = 0.5
+) -> object:
+    """harness.wait_until that prints the DCS and member logs when a scenario times out."""
+    return _wait_until(
+        what, probe, timeout, interval, explain=lambda: diagnostics(CURRENT[0]) if CURRENT else ""
+    )
+
+
+def leader_of(formation: LocalFormation, group: int) -> str | None:
+    members = formation.status()["members"]
+    leaders = [m["name"] for m in members if m["group"] == group and m["role"] == "primary" and m["running"]]
+    return leaders[0] if len(leaders) == 1 else None
+
+
+def member_named(formation: LocalFormation, name: str):  # type: ignore[no-untyped-def]
+    return next(m for m in formation.layout.all_members() if m.name == name)
+
+
+def primary_rows(formation: LocalFormation, on_member: str | None = None) -> dict[int, tuple[str, int, bool]]:
+    """group -> (nodename, nodeport, isactive) of the primary rows, read on the coordinator (or a member)."""
+    target = on_member or leader_of(formation, 0)
+    assert target is not None
+    rows = formation.query(
+        member_named(formation, target),
+        "SELECT groupid, nodename, nodeport, isactive FROM pg_dist_node"
+        " WHERE noderole = 'primary' ORDER BY groupid",
+        dbname="citus",
+    )
+    by_group: dict[int, tuple[str, int, bool]] = {}
+    for group, host, port, active in rows:
+        assert group not in by_group, f"two primary rows for group {group}: {rows}"
+        by_group[group] = (host, port, active)
+    return by_group
+
+
+def metadata_matches_leaders(formation: LocalFormation, on_member: str | None = None) -> bool:
+    rows = primary_rows(formation, on_member)
+    for group in range(formation.layout.workers + 1):
+        leader = leader_of(formation, group)
+        if leader is None:
+            return False
+        expected = ("127.0.0.1", member_named(formation, leader).postgres_port, True)
+        if rows.get(group) != expected:
+            return False
+    return set(rows) == set(range(formation.layout.workers + 1))
+
+
+def ready_to_fail_over(formation: LocalFormation, group: int) -> bool:
+    """A replica streams and, in synchronous mode, is the synchronous standby Patroni may promote."""
+    wanted = ("sync_standby",) if formation.layout.synchronous else ("replica", "sync_standby")
+    for member in formation.layout.group_members(group):
+        try:
+            cluster = patroni_api.cluster_status(member.rest_url, timeout=2)
+        except PatroniCitusError:
+            continue
+        return any(
+            m.get("role") in wanted and m.get("state") == "streaming" for m in cluster.get("members", [])
+        )
+    return False
+
+
+def wait_ready_to_fail_over(formation: LocalFormation, group: int) -> None:
+    wait_until(
+        f"group {group} to have a streaming standby that may be promoted",
+        lambda: ready_to_fail_over(formation, group),
+        90,
+    )
+
+
+def coordinator_connection(formation: LocalFormation) -> psycopg2.extensions.connection:
+    connection = psycopg2.connect(formation.layout.coordinator_dsn("citus", "postgres"), connect_timeout=2)
+    connection.autocommit = True
+    return connection
+
+
+@dataclass
+class Writer:
+    """Writes one row every 50 ms through the coordinator; remembers which writes were acknowledged."""
+
+    formation: LocalFormation
+    acknowledged: list[int] = field(default_factory=list)
+    failures: int = 0
+    last_success: float = 0.0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        next_id = 1_000_000 * int(time.time() % 1000)
+        connection = None
+        while not self.stop.is_set():
+            next_id += 1
+            try:
+                if connection is None:
+                    connection = coordinator_connection(self.formation)
+                with connection.cursor() as cursor:
+                    cursor.execute("INSERT INTO drill (id, note) VALUES (%s, 'x')", (next_id,))
+                self.acknowledged.append(next_id)
+                self.last_success = time.monotonic()
+            except psycopg2.Error:
+                self.failures += 1
+                if connection is not None:
+                    connection.close()
+                connection = None
+            time.sleep(0.05)
+        if connection is not None:
+            connection.close()
+
+
+@pytest.fixture
+def writer(formation: LocalFormation) -> Iterator[Writer]:
+    load = Writer(formation)
+    thread = threading.Thread(target=load.run, daemon=True)
+    thread.start()
+    yield load
+    load.stop.set()
+    thread.join(10)
+
+
+def assert_no_acknowledged_write_lost(formation: LocalFormation, writer: Writer) -> None:
+    writer.stop.set()
+    time.sleep(0.2)
+    with coordinator_connection(formation) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM drill WHERE id = ANY(%s)", (writer.acknowledged,))
+        present = {row[0] for row in cursor.fetchall()}
+    lost = sorted(set(writer.acknowledged) - present)
+    assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {lost[:5]}"
+
+
+def wait_for_writes_after(writer: Writer, moment: float) -> None:
+    wait_until("a distributed write to succeed after the fault", lambda: writer.last_success > moment, 90)
+
+
+def restore(formation: LocalFormation, name: str) -> None:
+    run_cli("local", "start-member", "--base-dir", str(formation.base), name)
+    wait_until(
+        f"{name} to rejoin as a running replica",
+        lambda: any(m["name"] == name and m["state"] == "running" for m in formation.status()["members"]),
+        120,
+    )
+
+
+def test_bootstrap_registers_each_group_once_at_its_leader(formation: LocalFormation) -> None:
+    wait_until("pg_dist_node to match every group's leader", lambda: metadata_matches_leaders(formation), 60)
+    assert set(primary_rows(formation)) == {0, 1, 2}
+
+
+def test_distributed_table_accepts_writes_and_reads(formation: LocalFormation) -> None:
+    with coordinator_connection(formation) as connection, connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE drill (id bigint PRIMARY KEY, note text)")
+        cursor.execute("SELECT create_distributed_table('drill', 'id')")
+        cursor.execute("INSERT INTO drill SELECT g, 'seed' FROM generate_series(1, 200) g")
+        cursor.execute("SELECT count(*), sum(id) FROM drill")
+        assert cursor.fetchone() == (200, 20100)
+
+
+def test_killed_worker_primary_moves_its_row_and_loses_nothing(
+    formation: LocalFormation, writer: Writer
+) -> None:
+    old_leader = leader_of(formation, 1)
+    assert old_leader is not None
+    wait_until("the writer to get going", lambda: len(writer.acknowledged) > 5, 30)
+    wait_ready_to_fail_over(formation, 1)
+    fault = time.monotonic()
+    run_cli("local", "stop-member", "--base-dir", str(formation.base), "--kill", old_leader)
+    wait_until("group 1 to elect a new leader", lambda: leader_of(formation, 1) not in (None, old_leader), 90)
+    wait_until("group 1's row to move to its new leader", lambda: metadata_matches_leaders(formation), 60)
+    wait_for_writes_after(writer, fault)
+    assert_no_acknowledged_write_lost(formation, writer)
+    restore(formation, old_leader)
+
+
+def _switchover(formation: LocalFormation, group: int) -> str:
+    leader = leader_of(formation, group)
+    assert leader is not None
+    candidate = next(m.name for m in formation.layout.group_members(group) if m.name != leader)
+    wait_ready_to_fail_over(formation, group)
+    auth = Credentials("patroni", (formation.base / "secrets" / "restapi.password").read_text().strip())
+    rest = member_named(formation, leader).rest_url
+    wait_until(
+        f"Patroni to accept a switchover of group {group}",
+        lambda: (
+            "switched over" in str(patroni_api.switchover(rest, leader, candidate, auth).get("message", ""))
+        ),
+        60,
+        interval=3,
+    )
+    wait_until(f"{candidate} to lead group {group}", lambda: leader_of(formation, group) == candidate, 60)
+    return candidate
+
+
+def test_worker_switchover_moves_its_row(formation: LocalFormation, writer: Writer) -> None:
+    wait_until("the writer to get going", lambda: len(writer.acknowledged) > 5, 30)
+    fault = time.monotonic()
+    _switchover(formation, 2)
+    wait_until("group 2's row to follow the switchover", lambda: metadata_matches_leaders(formation), 60)
+    wait_for_writes_after(writer, fault)
+    assert_no_acknowledged_write_lost(formation, writer)
+
+
+def test_coordinator_switchover_moves_group_zero_everywhere(
+    formation: LocalFormation, writer: Writer
+) -> None:
+    wait_until("the writer to get going", lambda: len(writer.acknowledged) > 5, 30)
+    fault = time.monotonic()
+    new_coordinator = _switchover(formation, 0)
+    wait_until(
+        "the coordinator row to follow the switchover", lambda: metadata_matches_leaders(formation), 60
+    )
+    wait_for_writes_after(writer, fault)
+    assert_no_acknowledged_write_lost(formation, writer)
+    expected = ("127.0.0.1", member_named(formation, new_coordinator).postgres_port, True)
+    if formation.citus == "real":
+        # Workers keep a metadata copy; each must point at the new coordinator too.
+        for group in (1, 2):
+            worker = leader_of(formation, group)
+            assert worker is not None
+            wait_until(
+                f"group {group}'s metadata copy to name the new coordinator",
+                lambda worker=worker: primary_rows(formation, worker).get(0) == expected,
+                60,
+            )
+
+
+def test_worker_failover_while_coordinator_down_converges_later(formation: LocalFormation) -> None:
+    coordinators = [m.name for m in formation.layout.group_members(0)]
+    for name in coordinators:
+        run_cli("local", "stop-member", "--base-dir", str(formation.base), name)
+    old_leader = leader_of(formation, 1)
+    assert old_leader is not None
+    wait_ready_to_fail_over(formation, 1)
+    run_cli("local", "stop-member", "--base-dir", str(formation.base), "--kill", old_leader)
+    wait_until("group 1 to elect a new leader", lambda: leader_of(formation, 1) not in (None, old_leader), 90)
+    for name in coordinators:
+        run_cli("local", "start-member", "--base-dir", str(formation.base), name)
+    wait_until("the coordinator group to elect a leader", lambda: leader_of(formation, 0) is not None, 120)
+    wait_until("pg_dist_node to converge without a human", lambda: metadata_matches_leaders(formation), 90)
+    restore(formation, old_leader)
