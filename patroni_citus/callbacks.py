@@ -69,7 +69,10 @@ def _converge_as_primary(config: MemberConfig) -> None:
         lambda: convergence.with_retries("registration", lambda: convergence.register_self(config), timeout),
     )
     if config.citus.is_coordinator:
-        _best_effort("reconcile of every group", lambda: convergence.reconcile(config))
+        address = convergence.member_address(config)
+        _best_effort(
+            "reconcile of every group", lambda: convergence.reconcile(address, config.citus.standalone)
+        )
 
 
 def on_event(config: MemberConfig, action: str, role: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shlex
 import sys
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -13,13 +15,14 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from patroni_citus import __version__, convergence
+from patroni_citus import __version__, convergence, entrypoint, status
 from patroni_citus.errors import ConfigurationError, PatroniCitusError
 from patroni_citus.local import formation
 from patroni_citus.local.layout import FormationLayout
 from patroni_citus.member_config import load_member_config
-from patroni_citus.settings import load_settings
+from patroni_citus.settings import Credentials, load_settings
 from patroni_citus.template import default_scripts_dir, render_config, write_private_file
+from patroni_citus.topology import FormationAddress
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -79,6 +82,21 @@ def render_config_command(output: Path | None, config_path: Path | None, owner: 
         return
     write_private_file(output, text, owner=owner_ids)
     progress(f"wrote {output} (mode 0600)")
+
+
+@cli.command("entrypoint")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("/var/lib/postgresql/patroni.yml"),
+    show_default=True,
+    help="Where to write patroni.yml before starting Patroni.",
+)
+@reports_errors
+def entrypoint_command(config_path: Path) -> None:
+    """Validate the environment, render patroni.yml and exec Patroni (the container's PID 1)."""
+    entrypoint.exec_patroni(os.environ, config_path.absolute())
 
 
 @cli.group()
@@ -144,6 +162,18 @@ def local_up(
 def local_down(base_dir: Path, purge: bool) -> None:
     """Stop every process the formation started; keep its files unless --purge."""
     formation.down(base_dir.absolute(), purge, progress)
+
+
+@local.command("env")
+@base_dir_option
+@reports_errors
+def local_env(base_dir: Path) -> None:
+    """Print shell exports so status, reconcile and psql talk to this formation.
+
+    Use: eval "$(patroni-citus local env --base-dir DIR)"
+    """
+    for name, value in formation.shell_environment(base_dir.absolute()).items():
+        click.echo(f"export {name}={shlex.quote(value)}")
 
 
 @local.command("stop-member")
@@ -213,32 +243,134 @@ def local_status(base_dir: Path, as_json: bool) -> None:
     sys.exit(0 if healthy else 1)
 
 
-@cli.command("reconcile")
+def formation_options(command: Callable[P, R]) -> Callable[P, R]:
+    """How status and reconcile find a formation: a member's patroni.yml, or the DCS and a name."""
+    options = [
+        click.option(
+            "-c",
+            "--config",
+            "config_path",
+            envvar="PATRONI_CITUS_CONFIG",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Any member's patroni.yml, as rendered by render-config [env PATRONI_CITUS_CONFIG].",
+        ),
+        click.option(
+            "--dcs", "dcs_url", help="etcd endpoint(s), e.g. http://127.0.0.1:2379 (with --formation)."
+        ),
+        click.option(
+            "--formation", "formation_name", help="Formation name: scopes NAME-<group>, or built-in NAME."
+        ),
+        click.option(
+            "--namespace", default="/service/", show_default=True, help="Patroni namespace (with --dcs)."
+        ),
+        click.option(
+            "--user",
+            default="postgres",
+            show_default=True,
+            help="Superuser (with --dcs; password via libpq env).",
+        ),
+        click.option("--database", default="citus", show_default=True, help="Citus database (with --dcs)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _formation_address(
+    config_path: Path | None,
+    dcs_url: str | None,
+    formation_name: str | None,
+    namespace: str,
+    user: str,
+    database: str,
+) -> tuple[FormationAddress, bool]:
+    """(address, standalone coordinator) from -c, or from --dcs/--formation."""
+    if config_path is not None:
+        config = load_member_config(config_path)
+        if not config.citus.enabled:
+            raise ConfigurationError(
+                "--config", str(config_path), "Citus is not enabled in this member's config"
+            )
+        return convergence.member_address(config), config.citus.standalone
+    if dcs_url and formation_name:
+        hosts = tuple(host.strip() for host in dcs_url.split(",") if host.strip())
+        # An empty password lets libpq use PGPASSWORD or PGPASSFILE, as psql would.
+        address = FormationAddress(hosts, namespace, Credentials(user, ""), database, name=formation_name)
+        return address, False
+    raise ConfigurationError("--config", None, "give -c PATRONI_YML, or --dcs URL with --formation NAME")
+
+
+@cli.command("status")
+@formation_options
+@json_option
+@click.option("--watch", type=click.FloatRange(min=0.5), help="Refresh every SECONDS until interrupted.")
 @click.option(
-    "-c",
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Any member's patroni.yml (rendered by render-config).",
+    "--sync-grace",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds to let a metadata resync after a move finish before calling it drift.",
 )
+@reports_errors
+def status_command(
+    config_path: Path | None,
+    dcs_url: str | None,
+    formation_name: str | None,
+    namespace: str,
+    user: str,
+    database: str,
+    as_json: bool,
+    watch: float | None,
+    sync_grace: float,
+) -> None:
+    """Every member as Patroni and Citus see it, and where they disagree.
+
+    Exit 0 healthy, 1 drift or degraded, 2 DCS or coordinator unreachable.
+    """
+    address, standalone = _formation_address(config_path, dcs_url, formation_name, namespace, user, database)
+    while True:
+        result = status.collect(address, standalone, sync_grace, progress)
+        if as_json:
+            click.echo(json.dumps(status.as_json(result), indent=2))
+        else:
+            click.echo(f"{result.checked_at:%Y-%m-%d %H:%M:%S} UTC")
+            click.echo(status.as_table(result))
+        if watch is None:
+            sys.exit(result.exit_code)
+        try:
+            time.sleep(watch)
+        except KeyboardInterrupt:
+            sys.exit(result.exit_code)
+        click.echo("")
+
+
+@cli.command("reconcile")
+@formation_options
 @click.option("--dry-run", is_flag=True, help="Print the changes without making them.")
 @json_option
 @reports_errors
-def reconcile_command(config_path: Path, dry_run: bool, as_json: bool) -> None:
+def reconcile_command(
+    config_path: Path | None,
+    dcs_url: str | None,
+    formation_name: str | None,
+    namespace: str,
+    user: str,
+    database: str,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Point the coordinator's pg_dist_node at every group's current Patroni leader (idempotent)."""
-    config = load_member_config(config_path)
-    if not config.citus.enabled:
-        raise ConfigurationError("--config", str(config_path), "Citus is not enabled in this member's config")
-    changes = convergence.reconcile(config, dry_run=dry_run)
+    address, standalone = _formation_address(config_path, dcs_url, formation_name, namespace, user, database)
+    changes = convergence.reconcile_preload(address, dry_run)
+    changes += [change.describe() for change in convergence.reconcile(address, standalone, dry_run=dry_run)]
     if as_json:
-        click.echo(json.dumps({"dry_run": dry_run, "changes": [c.describe() for c in changes]}, indent=2))
+        click.echo(json.dumps({"dry_run": dry_run, "changes": changes}, indent=2))
         return
     verb = "would" if dry_run else "did"
     for change in changes:
-        click.echo(f"{verb}: {change.describe()}")
+        click.echo(f"{verb}: {change}")
     if not changes:
-        click.echo("nothing to change: pg_dist_node matches every group's leader")
+        click.echo("nothing to change: every group's DCS config and pg_dist_node row are right")
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from patroni_citus.dcs_config import preload_patch
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.member_config import MemberConfig
 from patroni_citus.planner import Change, Endpoint, GroupLeader, plan
+from patroni_citus.topology import FormationAddress
 
 log = logging.getLogger("patroni_citus")
 T = TypeVar("T")
@@ -140,36 +141,80 @@ def register_self(config: MemberConfig) -> list[Change]:
     return changes
 
 
-def formation_leaders(clusters: dict[str, dcs.Cluster], config: MemberConfig) -> list[GroupLeader]:
-    """Each group's running leader among the clusters that share this member's coordinator."""
+def formation_leaders(clusters: dict[str, dcs.Cluster], address: FormationAddress) -> list[GroupLeader]:
+    """Each group's running leader among the formation's clusters (ambiguous groups are skipped)."""
     leaders = []
-    for cluster in clusters.values():
-        leader = cluster.leader_member
-        if cluster.citus_group is None or leader is None or leader.endpoint is None:
-            continue
-        if leader.tags.get("citus_coordinator_host") != ",".join(config.citus.coordinator_hosts):
+    selected = dcs.select_formation(clusters, coordinator_hosts=address.coordinator_hosts, name=address.name)
+    for group, group_clusters in selected.items():
+        leader = group_clusters[0].leader_member if len(group_clusters) == 1 else None
+        if leader is None or leader.endpoint is None:
             continue
         if leader.role in LEADER_ROLES and leader.state == "running":
-            leaders.append(GroupLeader(cluster.citus_group, leader.endpoint))
+            leaders.append(GroupLeader(group, leader.endpoint))
     return leaders
 
 
-def reconcile(config: MemberConfig, dry_run: bool = False) -> list[Change]:
-    """Plan (and unless dry_run apply) the changes for every group of the formation, from the DCS."""
-    clusters = dcs.read_clusters(config.etcd_hosts, config.namespace)
-    with closing(_coordinator(config)) as connection:
-        changes = plan(
-            formation_leaders(clusters, config), metadata.read_nodes(connection), config.citus.standalone
-        )
+def preload_fixes(
+    clusters: dict[str, dcs.Cluster], address: FormationAddress
+) -> list[tuple[dcs.Cluster, str]]:
+    """Clusters whose DCS config does not put citus first, with the REST API to fix each through."""
+    fixes = []
+    for group_clusters in dcs.select_formation(clusters, address.coordinator_hosts, address.name).values():
+        for cluster in group_clusters:
+            if preload_patch(cluster.config) is None:
+                continue
+            member = cluster.leader_member or next(iter(cluster.members), None)
+            if member is not None and member.api_url:
+                fixes.append((cluster, member.api_url.rsplit("/", 1)[0]))
+    return fixes
+
+
+def reconcile_preload(address: FormationAddress, dry_run: bool) -> list[str]:
+    """Put citus first in every group's DCS config (through Patroni's PATCH /config)."""
+    done = []
+    for cluster, rest_url in preload_fixes(dcs.read_clusters(address.etcd_hosts, address.namespace), address):
+        patch = preload_patch(cluster.config)
+        assert patch is not None
+        wanted = patch["postgresql"]["parameters"]["shared_preload_libraries"]
         if not dry_run:
-            apply_plan(connection, changes, lambda change: _assert_still_leader(config, change))
+            patroni_api.patch_dynamic_config(rest_url, patch, address.rest_auth)
+        done.append(f"set shared_preload_libraries={wanted} in {cluster.scope}'s DCS config")
+    return done
+
+
+def reconcile(address: FormationAddress, standalone: bool, dry_run: bool = False) -> list[Change]:
+    """Plan (and unless dry_run apply) the pg_dist_node changes for every group, from the DCS."""
+    clusters = dcs.read_clusters(address.etcd_hosts, address.namespace)
+    endpoints = list(address.coordinator_endpoints)
+    coordinator = next((leader for leader in formation_leaders(clusters, address) if leader.group == 0), None)
+    if coordinator is not None:
+        endpoints.insert(0, (coordinator.endpoint.host, coordinator.endpoint.port))
+    with closing(
+        metadata.connect(endpoints, address.database, address.credentials, read_write=True)
+    ) as connection:
+        changes = plan(formation_leaders(clusters, address), metadata.read_nodes(connection), standalone)
+        if not dry_run:
+            apply_plan(connection, changes, lambda change: _assert_still_leader(address, change))
     return changes
 
 
-def _assert_still_leader(config: MemberConfig, change: Change) -> None:
+def _assert_still_leader(address: FormationAddress, change: Change) -> None:
     """Fence for reconcile: the change's target must still be its group's leader in the DCS right now."""
-    current = formation_leaders(dcs.read_clusters(config.etcd_hosts, config.namespace), config)
+    current = formation_leaders(dcs.read_clusters(address.etcd_hosts, address.namespace), address)
     if GroupLeader(change.group, change.endpoint) not in current:
         raise NotLeaderError(
             f"group {change.group} leader changed while reconciling; not applying: {change.describe()}"
         )
+
+
+def member_address(config: MemberConfig) -> FormationAddress:
+    """The formation a member belongs to: same DCS, same coordinator hosts, its superuser."""
+    return FormationAddress(
+        etcd_hosts=config.etcd_hosts,
+        namespace=config.namespace,
+        credentials=config.superuser,
+        database=config.citus.database,
+        coordinator_hosts=",".join(config.citus.coordinator_hosts),
+        coordinator_endpoints=tuple(config.citus.coordinator_endpoints()),
+        rest_auth=config.rest_auth,
+    )

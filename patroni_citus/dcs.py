@@ -29,7 +29,8 @@ class Member:
     endpoint: Endpoint | None
     api_url: str
     tags: dict[str, Any] = field(default_factory=dict)
-    lag: int | None = None
+    wal_position: int | None = None
+    pending_restart: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,24 @@ class Cluster:
     leader: str | None
     members: tuple[Member, ...]
     config: dict[str, Any]
+    optime: int | None = None
+    builtin_group: int | None = None
 
     @property
     def leader_member(self) -> Member | None:
         return next((m for m in self.members if m.name == self.leader), None)
 
+    def lag(self, member: Member) -> int | None:
+        """Bytes a replica is behind the leader's last reported position (None when unknown)."""
+        if member.name == self.leader or self.optime is None or member.wal_position is None:
+            return None
+        return max(0, self.optime - member.wal_position)
+
     @property
     def citus_group(self) -> int | None:
-        """The Citus group its members announce in their tags (patroni-citus mode)."""
+        """The Citus group: Patroni's built-in mode keys it in the path; ours announces it in tags."""
+        if self.builtin_group is not None:
+            return self.builtin_group
         for member in self.members:
             group = member.tags.get("citus_group")
             if isinstance(group, int) or (isinstance(group, str) and group.isdigit()):
@@ -97,36 +108,66 @@ def _json(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _cluster_key(scope: str, rest: str) -> tuple[str, int | None, str]:
+    """(cluster name, built-in Citus group or None, key within the cluster).
+
+    Patroni's built-in Citus mode nests one cluster per group under the scope: /ns/scope/<group>/leader.
+    """
+    head, sep, tail = rest.partition("/")
+    if sep and head.isdigit() and (tail in _CLUSTER_KEYS or tail.startswith("members/")):
+        return f"{scope}/{head}", int(head), tail
+    return scope, None, rest
+
+
+_CLUSTER_KEYS = frozenset(
+    {"leader", "config", "sync", "status", "history", "initialize", "failover", "optime/leader"}
+)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _member(name: str, data: dict[str, Any]) -> Member:
+    return Member(
+        name=name,
+        role=str(data.get("role", "")),
+        state=str(data.get("state", "")),
+        endpoint=_endpoint(str(data.get("conn_url", ""))),
+        api_url=str(data.get("api_url", "")),
+        tags=dict(data.get("tags") or {}),
+        wal_position=_int(data.get("xlog_location")),
+        pending_restart=bool(data.get("pending_restart", False)),
+    )
+
+
 def parse_clusters(namespace: str, keys: dict[str, str]) -> dict[str, Cluster]:
-    """Group raw DCS keys (/namespace/scope/...) into clusters by scope."""
+    """Group raw DCS keys (/namespace/scope/...) into clusters, one per scope (or per built-in group)."""
     root = namespace.rstrip("/") + "/"
-    by_scope: dict[str, dict[str, str]] = {}
+    entries_by_cluster: dict[tuple[str, int | None], dict[str, str]] = {}
     for key, value in keys.items():
         if key.startswith(root):
             scope, _, rest = key[len(root) :].partition("/")
-            by_scope.setdefault(scope, {})[rest] = value
+            name, group, inner = _cluster_key(scope, rest)
+            entries_by_cluster.setdefault((name, group), {})[inner] = value
     clusters = {}
-    for scope, entries in by_scope.items():
-        members = []
-        for rest, value in sorted(entries.items()):
-            if rest.startswith("members/"):
-                data = _json(value)
-                members.append(
-                    Member(
-                        name=rest.removeprefix("members/"),
-                        role=str(data.get("role", "")),
-                        state=str(data.get("state", "")),
-                        endpoint=_endpoint(str(data.get("conn_url", ""))),
-                        api_url=str(data.get("api_url", "")),
-                        tags=dict(data.get("tags") or {}),
-                        lag=None,
-                    )
-                )
-        clusters[scope] = Cluster(
-            scope=scope,
+    for (name, group), entries in entries_by_cluster.items():
+        members = tuple(
+            _member(inner.removeprefix("members/"), _json(value))
+            for inner, value in sorted(entries.items())
+            if inner.startswith("members/")
+        )
+        status = _json(entries.get("status", ""))
+        clusters[name] = Cluster(
+            scope=name,
             leader=entries.get("leader") or None,
-            members=tuple(members),
+            members=members,
             config=_json(entries.get("config", "")),
+            optime=_int(status.get("optime")) or _int(entries.get("optime/leader")),
+            builtin_group=group,
         )
     return clusters
 
@@ -134,3 +175,27 @@ def parse_clusters(namespace: str, keys: dict[str, str]) -> dict[str, Cluster]:
 def read_clusters(etcd_hosts: Sequence[str], namespace: str) -> dict[str, Cluster]:
     """Every Patroni cluster under namespace."""
     return parse_clusters(namespace, read_prefix(etcd_hosts, namespace.rstrip("/") + "/"))
+
+
+def select_formation(
+    clusters: dict[str, Cluster], coordinator_hosts: str | None = None, name: str | None = None
+) -> dict[int, list[Cluster]]:
+    """The clusters of one formation, by Citus group.
+
+    Ours: clusters whose members carry the same ``citus_coordinator_host`` tag, or whose scope is
+    ``NAME-<group>``. Patroni's built-in mode: the groups nested under scope ``NAME``.
+    """
+    selected: dict[int, list[Cluster]] = {}
+    for cluster in clusters.values():
+        group = cluster.citus_group
+        if group is None:
+            continue
+        if cluster.builtin_group is not None:
+            belongs = name is not None and cluster.scope.rsplit("/", 1)[0] == name
+        elif coordinator_hosts is not None:
+            belongs = any(m.tags.get("citus_coordinator_host") == coordinator_hosts for m in cluster.members)
+        else:
+            belongs = name is not None and cluster.scope == f"{name}-{group}"
+        if belongs:
+            selected.setdefault(group, []).append(cluster)
+    return dict(sorted(selected.items()))

@@ -166,3 +166,9 @@ def store_authinfo(connection: Connection, credentials: Credentials) -> None:
         "store_authinfo",
         {"rolename": credentials.username, "authinfo": f"password={conninfo_quote(credentials.password)}"},
     )
+
+
+def member_facts(connection: Connection) -> tuple[str, bool, str | None]:
+    """(shared_preload_libraries, in recovery, citus extension version or None) of one member."""
+    preload, in_recovery, version = _execute(connection, "member_facts")[0]
+    return str(preload), bool(in_recovery), None if version is None else str(version)

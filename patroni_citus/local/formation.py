@@ -260,11 +260,13 @@ def _wait_for_members(state: FormationState, report: Reporter, timeout: float) -
 def _wait_for_metadata(layout: FormationLayout, report: Reporter, timeout: float) -> None:
     """Wait until the callbacks have registered every group's leader in the coordinator's pg_dist_node."""
     config = load_member_config(layout.member(0, 0).config_path)
+    address = convergence.member_address(config)
     started = time.monotonic()
     last = ""
     while True:
         try:
-            pending = [change.describe() for change in convergence.reconcile(config, dry_run=True)]
+            changes = convergence.reconcile(address, config.citus.standalone, dry_run=True)
+            pending = [change.describe() for change in changes]
             seen = "; ".join(pending) if pending else ""
         except PatroniCitusError as exc:
             seen = str(exc)
@@ -393,6 +395,21 @@ def _load_state(base_dir: Path) -> FormationState:
     if state is None:
         raise FormationError(f"no local formation in {base_dir} (no formation.json)")
     return state
+
+
+def shell_environment(base_dir: Path) -> dict[str, str]:
+    """libpq and patroni-citus variables that point a shell at this formation's coordinator."""
+    layout = _load_state(base_dir).layout
+    coordinators = layout.group_members(0)
+    return {
+        "PATRONI_CITUS_CONFIG": str(layout.member(0, 0).config_path),
+        "PGHOST": ",".join(LOOPBACK for _ in coordinators),
+        "PGPORT": ",".join(str(m.postgres_port) for m in coordinators),
+        "PGUSER": SUPERUSER,
+        "PGDATABASE": DATABASE,
+        "PGPASSFILE": str(layout.pgpass_path),
+        "PGTARGETSESSIONATTRS": "read-write",
+    }
 
 
 def stop_member(base_dir: Path, name: str, kill: bool, report: Reporter) -> None:

@@ -96,8 +96,15 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def run_cli(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout, check=False)
+def run_cli(
+    *args: str, check: bool = True, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed patroni-citus CLI; env entries are added to (or, if empty, removed from) ours."""
+    environment = {**os.environ, **(env or {})}
+    environment = {name: value for name, value in environment.items() if value != ""}
+    result = subprocess.run(
+        [CLI, *args], capture_output=True, text=True, timeout=timeout, check=False, env=environment
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"patroni-citus {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
     return result
@@ -135,11 +142,13 @@ class LocalFormation:
         connection.autocommit = True
         return connection
 
-    def query(self, member: MemberLayout, sql: str, dbname: str = "postgres") -> list[tuple[Any, ...]]:
+    def query(
+        self, member: MemberLayout, sql: str, dbname: str = "postgres", params: tuple[Any, ...] | None = None
+    ) -> list[tuple[Any, ...]]:
         connection = self.connect(member, dbname)
         try:
             with connection.cursor() as cursor:
-                cursor.execute(sql)
+                cursor.execute(sql, params)
                 return cursor.fetchall() if cursor.description else []
         finally:
             connection.close()

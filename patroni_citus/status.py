@@ -1,0 +1,152 @@
+"""`status`: read a formation, judge it, and present it as a table or as stable JSON.
+
+The JSON schema (docs/status.md) is versioned by ``schema_version``; fields are only ever added.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from patroni_citus import health, topology
+from patroni_citus.planner import primary_rows
+
+SCHEMA_VERSION = 1
+EXIT_HEALTHY, EXIT_PROBLEMS, EXIT_UNREACHABLE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    snapshot: topology.FormationSnapshot
+    problems: list[health.Problem]
+    checked_at: datetime
+
+    @property
+    def exit_code(self) -> int:
+        if self.snapshot.coordinator_error is not None:
+            return EXIT_UNREACHABLE
+        return EXIT_PROBLEMS if self.problems else EXIT_HEALTHY
+
+
+def collect(
+    address: topology.FormationAddress,
+    standalone: bool,
+    sync_grace: float,
+    report: Callable[[str], None],
+) -> StatusResult:
+    """Read and judge; a metadata resync still in flight gets sync_grace seconds to finish (converging)."""
+    snapshot = topology.read_formation(address, standalone)
+    problems = health.find_problems(snapshot)
+    deadline = time.monotonic() + sync_grace
+    waiting = False
+    while problems and all(p.kind == health.UNSYNCED for p in problems) and time.monotonic() < deadline:
+        if not waiting:
+            report(f"converging: Citus is resyncing metadata to workers; waiting up to {sync_grace:.0f}s")
+            waiting = True
+        time.sleep(0.5)
+        snapshot = replace(snapshot, rows=topology.read_rows(address, snapshot.leaders))
+        problems = health.find_problems(snapshot)
+    return StatusResult(snapshot, problems, datetime.now(UTC))
+
+
+def as_json(result: StatusResult) -> dict[str, Any]:
+    snapshot = result.snapshot
+    rows = primary_rows(snapshot.rows or [])
+    leaders = {leader.group: leader for leader in snapshot.leaders}
+    groups = []
+    for group, scopes in sorted(snapshot.scopes_by_group.items()):
+        row = rows.get(group)
+        leader_member = next((m.name for m in snapshot.members if m.group == group and m.is_leader), None)
+        groups.append(
+            {
+                "group": group,
+                "scopes": scopes,
+                "leader": leader_member,
+                "leader_endpoint": str(leaders[group].endpoint) if group in leaders else None,
+                "pg_dist_node": None
+                if row is None
+                else {
+                    "nodeid": row.nodeid,
+                    "host": row.endpoint.host,
+                    "port": row.endpoint.port,
+                    "isactive": row.isactive,
+                    "metadatasynced": row.metadatasynced,
+                    "points_at_leader": group in leaders and leaders[group].endpoint == row.endpoint,
+                },
+            }
+        )
+    members = [
+        {
+            "group": m.group,
+            "scope": m.scope,
+            "name": m.name,
+            "host": m.endpoint.host if m.endpoint else None,
+            "port": m.endpoint.port if m.endpoint else None,
+            "role": m.role,
+            "state": m.state,
+            "is_leader": m.is_leader,
+            "lag_bytes": m.lag,
+            "pending_restart": m.pending_restart,
+            "shared_preload_libraries": m.preload,
+            "citus_version": m.citus_version,
+            "error": m.error,
+        }
+        for m in snapshot.members
+    ]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "checked_at": result.checked_at.isoformat(timespec="seconds"),
+        "healthy": not result.problems and snapshot.coordinator_error is None,
+        "exit_code": result.exit_code,
+        "groups": groups,
+        "members": members,
+        "problems": [problem.as_dict() for problem in result.problems],
+    }
+
+
+def as_table(result: StatusResult) -> str:
+    snapshot = result.snapshot
+    rows = primary_rows(snapshot.rows or [])
+    header = ("GROUP", "MEMBER", "HOST:PORT", "ROLE", "STATE", "LAG", "CITUS", "PG_DIST_NODE")
+    lines = []
+    for member in snapshot.members:
+        row = rows.get(member.group)
+        metadata = "-"
+        if member.is_leader:
+            if row is None:
+                metadata = "MISSING"
+            else:
+                here = member.endpoint == row.endpoint
+                flags = (
+                    "active" if row.isactive else "INACTIVE",
+                    "synced" if row.metadatasynced else "unsynced",
+                )
+                metadata = f"node {row.nodeid} {'ok' if here else 'ELSEWHERE'} {' '.join(flags)}"
+        lines.append(
+            (
+                str(member.group),
+                member.name,
+                str(member.endpoint or "-"),
+                "leader" if member.is_leader else member.role or "-",
+                member.state or "-",
+                "-" if member.lag is None else str(member.lag),
+                member.citus_version or ("?" if member.error else "-"),
+                metadata,
+            )
+        )
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
+    table = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *lines]
+    ]
+    if result.problems:
+        table.append("")
+        table.append(f"{len(result.problems)} problem(s):")
+        table.extend(f"  - {problem.message}" for problem in result.problems)
+    else:
+        table.append("")
+        table.append("healthy: every group has a leader and pg_dist_node points at each")
+    return "\n".join(table)

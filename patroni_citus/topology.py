@@ -1,0 +1,163 @@
+"""Read a formation as Patroni and Citus each see it: DCS clusters, every member, pg_dist_node.
+
+I/O only; judging what is wrong is health.py's job. Members are queried in parallel so `status`
+stays well under a second on a formation of several groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
+
+from patroni_citus import dcs, metadata
+from patroni_citus.errors import PatroniCitusError, UnreachableError
+from patroni_citus.planner import Endpoint, GroupLeader, NodeRow
+from patroni_citus.settings import Credentials
+
+LEADER_ROLES = ("primary", "master", "standby_leader")
+
+
+@dataclass(frozen=True)
+class FormationAddress:
+    """Where a formation lives and how to log in to its members."""
+
+    etcd_hosts: tuple[str, ...]
+    namespace: str
+    credentials: Credentials
+    database: str = "citus"
+    coordinator_hosts: str | None = None
+    name: str | None = None
+    coordinator_endpoints: tuple[tuple[str, int], ...] = ()
+    rest_auth: Credentials | None = None
+
+
+@dataclass(frozen=True)
+class MemberSnapshot:
+    """One member: Patroni's view (from the DCS) plus what PostgreSQL itself reports."""
+
+    group: int
+    scope: str
+    name: str
+    endpoint: Endpoint | None
+    role: str
+    state: str
+    is_leader: bool
+    lag: int | None
+    pending_restart: bool
+    preload: str | None = None
+    citus_version: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FormationSnapshot:
+    """Everything status judges, read at one moment."""
+
+    scopes_by_group: dict[int, list[str]]
+    leaders: list[GroupLeader]
+    members: list[MemberSnapshot]
+    dcs_preload: dict[str, str | None]
+    rows: list[NodeRow] | None
+    coordinator_error: str | None = None
+    standalone: bool = False
+    leaderless_groups: list[int] = field(default_factory=list)
+
+
+def _member_facts(snapshot: MemberSnapshot, credentials: Credentials, database: str) -> MemberSnapshot:
+    if snapshot.endpoint is None:
+        return snapshot
+    endpoint = [(snapshot.endpoint.host, snapshot.endpoint.port)]
+    try:
+        try:
+            connection = metadata.connect(endpoint, database, credentials, connect_timeout=2)
+        except UnreachableError:
+            connection = metadata.connect(endpoint, "postgres", credentials, connect_timeout=2)
+        with closing(connection):
+            preload, _in_recovery, version = metadata.member_facts(connection)
+    except PatroniCitusError as exc:
+        return _replace(snapshot, error=str(exc))
+    return _replace(snapshot, preload=preload, citus_version=version)
+
+
+def _replace(snapshot: MemberSnapshot, **changes: str | None) -> MemberSnapshot:
+    values = dict(snapshot.__dict__)
+    values.update(changes)
+    return MemberSnapshot(**values)
+
+
+def _coordinator_rows(
+    address: FormationAddress, leaders: Sequence[GroupLeader]
+) -> tuple[list[NodeRow] | None, str | None]:
+    coordinator = next((leader for leader in leaders if leader.group == 0), None)
+    endpoints = list(address.coordinator_endpoints)
+    if coordinator is not None:
+        endpoints.insert(0, (coordinator.endpoint.host, coordinator.endpoint.port))
+    if not endpoints:
+        return None, "the coordinator group (0) has no leader and no coordinator host is configured"
+    try:
+        with closing(
+            metadata.connect(endpoints, address.database, address.credentials, read_write=True)
+        ) as conn:
+            return metadata.read_nodes(conn), None
+    except PatroniCitusError as exc:
+        return None, str(exc)
+
+
+def read_formation(address: FormationAddress, standalone: bool = False) -> FormationSnapshot:
+    """Read the DCS, every member and the coordinator's pg_dist_node; raises only when the DCS is down."""
+    clusters = dcs.read_clusters(address.etcd_hosts, address.namespace)
+    selected = dcs.select_formation(clusters, coordinator_hosts=address.coordinator_hosts, name=address.name)
+    members: list[MemberSnapshot] = []
+    leaders: list[GroupLeader] = []
+    dcs_preload: dict[str, str | None] = {}
+    leaderless: list[int] = []
+    for group, group_clusters in selected.items():
+        group_has_leader = False
+        for cluster in group_clusters:
+            parameters = (cluster.config.get("postgresql") or {}).get("parameters") or {}
+            preload = parameters.get("shared_preload_libraries")
+            dcs_preload[cluster.scope] = None if preload is None else str(preload)
+            leader = cluster.leader_member
+            if leader is not None and leader.endpoint is not None and leader.role in LEADER_ROLES:
+                leaders.append(GroupLeader(group, leader.endpoint))
+                group_has_leader = True
+            members.extend(
+                MemberSnapshot(
+                    group=group,
+                    scope=cluster.scope,
+                    name=member.name,
+                    endpoint=member.endpoint,
+                    role=member.role,
+                    state=member.state,
+                    is_leader=member.name == cluster.leader,
+                    lag=cluster.lag(member),
+                    pending_restart=member.pending_restart,
+                )
+                for member in cluster.members
+            )
+        if not group_has_leader:
+            leaderless.append(group)
+    with ThreadPoolExecutor(max_workers=min(16, len(members) + 1)) as pool:
+        member_future = pool.map(lambda m: _member_facts(m, address.credentials, address.database), members)
+        rows_future = pool.submit(_coordinator_rows, address, leaders)
+        members = list(member_future)
+        rows, coordinator_error = rows_future.result()
+    return FormationSnapshot(
+        scopes_by_group={
+            group: [c.scope for c in group_clusters] for group, group_clusters in selected.items()
+        },
+        leaders=leaders,
+        members=members,
+        dcs_preload=dcs_preload,
+        rows=rows,
+        coordinator_error=coordinator_error,
+        standalone=standalone,
+        leaderless_groups=leaderless,
+    )
+
+
+def read_rows(address: FormationAddress, leaders: Sequence[GroupLeader]) -> list[NodeRow] | None:
+    """Only pg_dist_node again (used while waiting for a metadata resync)."""
+    return _coordinator_rows(address, leaders)[0]

@@ -1,0 +1,127 @@
+"""Pure judgement of formation snapshots, and the status JSON against its documented schema."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from patroni_citus.health import UNSYNCED, find_problems
+from patroni_citus.planner import Endpoint, GroupLeader, NodeRow
+from patroni_citus.status import StatusResult, as_json, as_table
+from patroni_citus.topology import FormationSnapshot, MemberSnapshot
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "status.schema.json").read_text())
+C0, C1, W1, W2 = (
+    Endpoint("10.0.0.1", 5432),
+    Endpoint("10.0.0.2", 5432),
+    Endpoint("10.0.1.1", 5432),
+    Endpoint("10.0.1.2", 5432),
+)
+
+
+def member(group: int, name: str, endpoint: Endpoint, leader: bool, **extra: object) -> MemberSnapshot:
+    values: dict[str, object] = {
+        "group": group,
+        "scope": f"demo-{group}",
+        "name": name,
+        "endpoint": endpoint,
+        "role": "primary" if leader else "replica",
+        "state": "running" if leader else "streaming",
+        "is_leader": leader,
+        "lag": None if leader else 0,
+        "pending_restart": False,
+        "preload": "citus",
+        "citus_version": "13.2-1",
+    }
+    values.update(extra)
+    return MemberSnapshot(**values)  # type: ignore[arg-type]
+
+
+def healthy() -> FormationSnapshot:
+    return FormationSnapshot(
+        scopes_by_group={0: ["demo-0"], 1: ["demo-1"]},
+        leaders=[GroupLeader(0, C0), GroupLeader(1, W1)],
+        members=[
+            member(0, "c0", C0, True),
+            member(0, "c1", C1, False),
+            member(1, "w1", W1, True),
+            member(1, "w2", W2, False),
+        ],
+        dcs_preload={"demo-0": "citus", "demo-1": "citus,pg_stat_statements"},
+        rows=[NodeRow(1, 0, C0, shouldhaveshards=False), NodeRow(2, 1, W1)],
+    )
+
+
+def kinds(snapshot: FormationSnapshot) -> list[str]:
+    return [problem.kind for problem in find_problems(snapshot)]
+
+
+def test_healthy_formation_has_no_problems() -> None:
+    assert find_problems(healthy()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"rows": [NodeRow(1, 0, C0, shouldhaveshards=False), NodeRow(2, 1, W2)]}, ["row_not_at_leader"]),
+        ({"rows": [NodeRow(1, 0, C0, shouldhaveshards=False)]}, ["group_missing"]),
+        (
+            {
+                "rows": [
+                    NodeRow(1, 0, C0, shouldhaveshards=False),
+                    NodeRow(2, 1, W1),
+                    NodeRow(9, 7, Endpoint("x", 1)),
+                ]
+            },
+            ["row_without_group"],
+        ),
+        (
+            {"rows": [NodeRow(1, 0, C0, shouldhaveshards=False), NodeRow(2, 1, W1, isactive=False)]},
+            ["row_inactive"],
+        ),
+        (
+            {"rows": [NodeRow(1, 0, C0, shouldhaveshards=False), NodeRow(2, 1, W1, metadatasynced=False)]},
+            [UNSYNCED],
+        ),
+        ({"dcs_preload": {"demo-0": "citus", "demo-1": "pg_stat_statements,citus"}}, ["dcs_preload"]),
+        ({"dcs_preload": {"demo-0": None, "demo-1": "citus"}}, ["dcs_preload"]),
+        ({"leaders": [GroupLeader(0, C0)], "leaderless_groups": [1]}, ["no_leader"]),
+        ({"coordinator_error": "refused", "rows": None}, ["coordinator_unreachable"]),
+    ],
+)
+def test_each_kind_of_drift_is_named(change: dict[str, object], expected: list[str]) -> None:
+    assert kinds(replace(healthy(), **change)) == expected  # type: ignore[arg-type]
+
+
+def test_member_level_problems() -> None:
+    snapshot = healthy()
+    members = list(snapshot.members)
+    members[1] = replace(members[1], preload="pg_stat_statements")
+    members[2] = replace(members[2], pending_restart=True)
+    members[3] = replace(members[3], citus_version="11.3-1")
+    assert kinds(replace(snapshot, members=members)) == ["preload", "pending_restart", "version_mismatch"]
+
+
+def test_unreachable_running_member_and_missing_extension() -> None:
+    snapshot = healthy()
+    members = list(snapshot.members)
+    members[1] = replace(members[1], error="connection refused", preload=None, citus_version=None)
+    members[3] = replace(members[3], citus_version=None)
+    assert kinds(replace(snapshot, members=members)) == ["member_unreachable", "extension_missing"]
+
+
+def test_status_json_follows_the_documented_schema_and_table_lists_problems() -> None:
+    drifted = replace(healthy(), rows=[NodeRow(1, 0, C0, shouldhaveshards=False), NodeRow(2, 1, W2)])
+    result = StatusResult(drifted, find_problems(drifted), datetime.now(UTC))
+    payload = as_json(result)
+    jsonschema.validate(payload, SCHEMA)
+    assert payload["exit_code"] == 1 and payload["healthy"] is False
+    assert payload["groups"][1]["pg_dist_node"]["points_at_leader"] is False
+    table = as_table(result)
+    assert "ELSEWHERE" in table and "1 problem(s):" in table and "10.0.1.2:5432" in table
+    jsonschema.validate(as_json(StatusResult(healthy(), [], datetime.now(UTC))), SCHEMA)
