@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from patroni_citus import __version__, convergence, entrypoint, status
+from patroni_citus import __version__, convergence, drill, entrypoint, status, switchover
 from patroni_citus.errors import ConfigurationError, PatroniCitusError
 from patroni_citus.local import formation
 from patroni_citus.local.layout import FormationLayout
@@ -133,6 +133,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
     "--pg-bindir", type=click.Path(file_okay=False, path_type=Path), help="PostgreSQL bin directory to use."
 )
 @click.option(
+    "--mode",
+    type=click.Choice(("callbacks", "builtin")),
+    default="callbacks",
+    show_default=True,
+    help="builtin: Patroni's own citus: mode instead of this project's callbacks (for comparisons only).",
+)
+@click.option(
     "--synchronous", is_flag=True, help="Patroni synchronous_mode: no acknowledged write lost on failover."
 )
 @click.option(
@@ -147,11 +154,12 @@ def local_up(
     port_base: int,
     citus: str,
     pg_bindir: Path | None,
+    mode: str,
     synchronous: bool,
     timeout: float,
 ) -> None:
     """Start etcd and every member; print progress and the coordinator's connection string."""
-    layout = FormationLayout(str(base_dir.absolute()), name, workers, members, port_base, synchronous)
+    layout = FormationLayout(str(base_dir.absolute()), name, workers, members, port_base, synchronous, mode)
     formation.up(layout, citus, pg_bindir, progress, timeout)
 
 
@@ -371,6 +379,62 @@ def reconcile_command(
         click.echo(f"{verb}: {change}")
     if not changes:
         click.echo("nothing to change: every group's DCS config and pg_dist_node row are right")
+
+
+@cli.command("switchover")
+@formation_options
+@click.option("--group", type=click.IntRange(min=1), required=True, help="Worker group to switch over.")
+@click.option("--candidate", help="Member to promote (default: the replica with least lag).")
+@click.option(
+    "--timeout", type=click.FloatRange(min=5), default=60.0, show_default=True, help="Seconds to wait."
+)
+@json_option
+@reports_errors
+def switchover_command(
+    config_path: Path | None,
+    dcs_url: str | None,
+    formation_name: str | None,
+    namespace: str,
+    user: str,
+    database: str,
+    group: int,
+    candidate: str | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Planned worker switchover: client statements wait on the coordinator instead of failing."""
+    address, _standalone = _formation_address(config_path, dcs_url, formation_name, namespace, user, database)
+    result = switchover.switchover(address, group, candidate, progress, timeout)
+    if as_json:
+        click.echo(json.dumps(result.__dict__, indent=2))
+
+
+@cli.command("drill")
+@base_dir_option
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    type=click.Choice(drill.SCENARIOS),
+    help="Scenario to run (repeatable; default: all).",
+)
+@click.option("--runs", type=click.IntRange(1, 50), default=3, show_default=True, help="Runs per scenario.")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON here."
+)
+@reports_errors
+def drill_command(base_dir: Path, scenarios: tuple[str, ...], runs: int, json_path: Path | None) -> None:
+    """Failover drills on a running local formation: kill or switch over primaries under a write load."""
+    state = formation.status(base_dir.absolute())[0]
+    results = {
+        state.layout.mode: drill.run_drill(
+            base_dir.absolute(), list(scenarios or drill.SCENARIOS), runs, progress
+        )
+    }
+    click.echo(drill.format_table(results))
+    if json_path is not None:
+        json_path.write_text(json.dumps(results, indent=2))
+        progress(f"wrote {json_path}")
 
 
 def main() -> None:

@@ -161,7 +161,7 @@ def preload_fixes(
     fixes = []
     for group_clusters in dcs.select_formation(clusters, address.coordinator_hosts, address.name).values():
         for cluster in group_clusters:
-            if preload_patch(cluster.config) is None:
+            if cluster.builtin_group is not None or preload_patch(cluster.config) is None:
                 continue
             member = cluster.leader_member or next(iter(cluster.members), None)
             if member is not None and member.api_url:

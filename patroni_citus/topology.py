@@ -118,7 +118,8 @@ def read_formation(address: FormationAddress, standalone: bool = False) -> Forma
         for cluster in group_clusters:
             parameters = (cluster.config.get("postgresql") or {}).get("parameters") or {}
             preload = parameters.get("shared_preload_libraries")
-            dcs_preload[cluster.scope] = None if preload is None else str(preload)
+            if cluster.builtin_group is None:  # Patroni's built-in mode adds citus itself at start
+                dcs_preload[cluster.scope] = None if preload is None else str(preload)
             leader = cluster.leader_member
             if leader is not None and leader.endpoint is not None and leader.role in LEADER_ROLES:
                 leaders.append(GroupLeader(group, leader.endpoint))

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from patroni_citus import convergence, patroni_api
 from patroni_citus.errors import PatroniCitusError, UnreachableError
 from patroni_citus.local import pgtree, processes
@@ -27,6 +29,7 @@ from patroni_citus.local.layout import LOOPBACK, FormationLayout, FormationState
 from patroni_citus.member_config import load_member_config
 from patroni_citus.settings import load_settings
 from patroni_citus.template import default_scripts_dir, render_config, write_private_file
+from patroni_citus.topology import FormationAddress
 
 Reporter = Callable[[str], None]
 SUPERUSER = "postgres"
@@ -156,12 +159,26 @@ def _prepare_member(layout: FormationLayout, member: MemberLayout, bindir: Path,
     for path in (directory, member.socket_dir):
         processes.hand_over(path, user)
     os.chmod(member.socket_dir, 0o700)
-    settings = load_settings(member_environment(layout, member, bindir))
-    write_private_file(
-        member.config_path,
-        render_config(settings, member.config_path, default_scripts_dir()),
-        owner=(user.pw_uid, user.pw_gid) if os.geteuid() == 0 else None,
-    )
+    environment = member_environment(layout, member, bindir)
+    if layout.mode == "builtin":
+        environment["CITUS_ENABLE"] = "false"
+    text = render_config(load_settings(environment), member.config_path, default_scripts_dir())
+    if layout.mode == "builtin":
+        text = builtin_mode_config(text, member.group)
+    owner = (user.pw_uid, user.pw_gid) if os.geteuid() == 0 else None
+    write_private_file(member.config_path, text, owner=owner)
+
+
+def builtin_mode_config(text: str, group: int) -> str:
+    """Turn a rendered Citus-disabled config into one for Patroni's built-in Citus mode (comparison only).
+
+    The product's template refuses this mode; the local formation builds it so drills can compare.
+    """
+    config = yaml.safe_load(text)
+    config["citus"] = {"group": group, "database": DATABASE}
+    parameters = config["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    parameters["max_prepared_transactions"] = 200
+    return str(yaml.safe_dump(config, sort_keys=False))
 
 
 def _write_operator_pgpass(layout: FormationLayout) -> None:
@@ -257,15 +274,32 @@ def _wait_for_members(state: FormationState, report: Reporter, timeout: float) -
             )
 
 
-def _wait_for_metadata(layout: FormationLayout, report: Reporter, timeout: float) -> None:
-    """Wait until the callbacks have registered every group's leader in the coordinator's pg_dist_node."""
+def formation_address(layout: FormationLayout) -> tuple[FormationAddress, bool]:
+    """How status/reconcile reach this formation (by config in callbacks mode, by name in built-in mode)."""
     config = load_member_config(layout.member(0, 0).config_path)
-    address = convergence.member_address(config)
+    if layout.mode == "callbacks":
+        return convergence.member_address(config), config.citus.standalone
+    endpoints = tuple((LOOPBACK, m.postgres_port) for m in layout.group_members(0))
+    address = FormationAddress(
+        etcd_hosts=config.etcd_hosts,
+        namespace=config.namespace,
+        credentials=config.superuser,
+        database=DATABASE,
+        name=layout.name,
+        coordinator_endpoints=endpoints,
+        rest_auth=config.rest_auth,
+    )
+    return address, layout.workers == 0
+
+
+def _wait_for_metadata(layout: FormationLayout, report: Reporter, timeout: float) -> None:
+    """Wait until every group's leader is registered in the coordinator's pg_dist_node."""
+    address, standalone = formation_address(layout)
     started = time.monotonic()
     last = ""
     while True:
         try:
-            changes = convergence.reconcile(address, config.citus.standalone, dry_run=True)
+            changes = convergence.reconcile(address, standalone, dry_run=True)
             pending = [change.describe() for change in changes]
             seen = "; ".join(pending) if pending else ""
         except PatroniCitusError as exc:

@@ -15,6 +15,9 @@ STATE_FILE = "formation.json"
 MAX_WORKERS = 8
 MAX_MEMBERS = 9
 LOOPBACK = "127.0.0.1"
+# callbacks: this project (one Patroni scope per group); builtin: Patroni's own `citus:` mode, one
+# scope for the whole formation, kept only to compare against in drills and benchmarks.
+MODES = ("callbacks", "builtin")
 
 
 @dataclass(frozen=True)
@@ -60,12 +63,15 @@ class FormationLayout:
     members: int = 2
     port_base: int = 25000
     synchronous: bool = False
+    mode: str = "callbacks"
 
     def __post_init__(self) -> None:
         if not 0 <= self.workers <= MAX_WORKERS:
             raise ConfigurationError("--workers", str(self.workers), f"use 0 to {MAX_WORKERS}")
         if not 1 <= self.members <= MAX_MEMBERS:
             raise ConfigurationError("--members", str(self.members), f"use 1 to {MAX_MEMBERS}")
+        if self.mode not in MODES:
+            raise ConfigurationError("--mode", self.mode, f"use one of {', '.join(MODES)}")
         if not 1024 <= self.port_base <= 65535 - 300:
             raise ConfigurationError("--port-base", str(self.port_base), f"use 1024 to {65535 - 300}")
 
@@ -99,7 +105,7 @@ class FormationLayout:
         return self.base / "pgtree"
 
     def scope(self, group: int) -> str:
-        return f"{self.name}-{group}"
+        return self.name if self.mode == "builtin" else f"{self.name}-{group}"
 
     def member(self, group: int, index: int) -> MemberLayout:
         slot = group * 10 + index

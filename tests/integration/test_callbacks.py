@@ -6,6 +6,7 @@ shared by the scenarios in order, as an operator would meet them.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -271,3 +272,44 @@ def test_worker_failover_while_coordinator_down_converges_later(formation: Local
     wait_until("the coordinator group to elect a leader", lambda: leader_of(formation, 0) is not None, 120)
     wait_until("pg_dist_node to converge without a human", lambda: metadata_matches_leaders(formation), 90)
     restore(formation, old_leader)
+
+
+def test_planned_worker_switchover_holds_clients_instead_of_failing(
+    formation: LocalFormation, writer: Writer
+) -> None:
+    wait_until("the writer to get going", lambda: len(writer.acknowledged) > 5, 30)
+    wait_ready_to_fail_over(formation, 1)
+    old_leader = leader_of(formation, 1)
+    failures_before = writer.failures
+    result = run_cli(
+        "switchover", "-c", str(formation.layout.member(0, 0).config_path), "--group", "1", "--json"
+    )
+    outcome = json.loads(result.stdout)
+    assert outcome["old_leader"] == old_leader and outcome["new_leader"] != old_leader
+    assert leader_of(formation, 1) == outcome["new_leader"]
+    assert metadata_matches_leaders(formation), "the row must point at the new leader when switchover returns"
+    moment = time.monotonic()
+    wait_for_writes_after(writer, moment)
+    assert writer.failures == failures_before, "writes were held, not failed, during the planned switchover"
+    assert_no_acknowledged_write_lost(formation, writer)
+
+
+def test_switchover_blocked_by_an_open_transaction_aborts_cleanly(formation: LocalFormation) -> None:
+    wait_ready_to_fail_over(formation, 2)
+    old_leader = leader_of(formation, 2)
+    with coordinator_connection(formation) as client:
+        client.autocommit = False
+        with client.cursor() as cursor:
+            cursor.execute("INSERT INTO drill (id, note) VALUES (-1, 'open across switchover')")
+        config = str(formation.layout.member(0, 0).config_path)
+        started = time.monotonic()
+        result = run_cli("switchover", "-c", config, "--group", "2", check=False)
+        assert result.returncode != 0
+        assert "lock timeout" in result.stderr and "aborted" in result.stderr, result.stderr
+        assert time.monotonic() - started < 60
+        assert leader_of(formation, 2) == old_leader, "nothing may have changed"
+        client.commit()
+    with coordinator_connection(formation) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT note FROM drill WHERE id = -1")
+        assert cursor.fetchall() == [("open across switchover",)]
+    assert metadata_matches_leaders(formation)

@@ -1,0 +1,83 @@
+"""Benchmark: failover drills with this project's callbacks vs Patroni's built-in Citus mode.
+
+For each mode, starts a local formation (coordinator + worker group(s), 2 members each, synchronous
+mode, the same Patroni ttl/loop_wait), runs every scenario --runs times under a 50 ms write and read
+load, prints min/median/max per figure and the callbacks/builtin ratio of medians, and tears down.
+
+    python benchmarks/failover.py [--runs 3] [--scenario worker-kill ...] [--mode callbacks|builtin]
+                                  [--workers 1] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from patroni_citus import drill
+from patroni_citus.local import formation, pgtree
+from patroni_citus.local.layout import FormationLayout
+
+
+def report(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run_mode(mode: str, args: argparse.Namespace, bindir: Path, citus: str) -> dict[str, dict[str, object]]:
+    base = Path(tempfile.mkdtemp(prefix=f"patroni-citus-failover-{mode}-"))
+    os.chmod(base, 0o755)  # noqa: S103 - the postgres OS user must traverse it
+    layout = FormationLayout(str(base), "bench", args.workers, 2, args.port_base, synchronous=True, mode=mode)
+    try:
+        report(f"== {mode}: starting a formation (Citus: {citus})")
+        formation.up(layout, citus, bindir, report)
+        return drill.run_drill(base, args.scenarios, args.runs, report)
+    finally:
+        formation.down(base, purge=True, report=report)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scenario", dest="scenarios", action="append", choices=drill.SCENARIOS)
+    parser.add_argument("--mode", dest="modes", action="append", choices=("callbacks", "builtin"))
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--port-base", type=int, default=54000)
+    parser.add_argument("--citus", choices=("auto", "real", "standin"), default="auto")
+    parser.add_argument("--pg-bindir", default=os.environ.get("PATRONI_CITUS_PG_BINDIR"))
+    parser.add_argument("--json", dest="json_path", type=Path)
+    args = parser.parse_args()
+    args.scenarios = args.scenarios or list(drill.SCENARIOS)
+    bindir = Path(args.pg_bindir) if args.pg_bindir else pgtree.find_system_bindir()
+    citus = args.citus if args.citus != "auto" else ("real" if pgtree.citus_available(bindir) else "standin")
+    results = {mode: run_mode(mode, args, bindir, citus) for mode in (args.modes or ["callbacks", "builtin"])}
+    print(f"\nFailover drills, Citus {citus}, {args.runs} run(s) each; median (min-max)\n")
+    print(drill.format_table(results))
+    if {"callbacks", "builtin"} <= results.keys():
+        print("\nRatio of medians, callbacks / builtin (lower is better for every figure):\n")
+        print("| scenario | " + " | ".join(drill.FIGURES) + " |")
+        print("|---|" + "---|" * len(drill.FIGURES))
+        for scenario in args.scenarios:
+            cells = []
+            for name in drill.FIGURES:
+                ours = results["callbacks"][scenario][name]["median"]  # type: ignore[index]
+                theirs = results["builtin"][scenario][name]["median"]  # type: ignore[index]
+                cells.append(f"{ours / theirs:.2f}" if theirs else ("=" if ours == theirs else "inf"))
+            print(f"| {scenario} | " + " | ".join(cells) + " |")
+    if args.json_path is not None:
+        rows = [
+            {"scenario": scenario, "mode": mode, **figures}
+            for mode, scenarios in results.items()
+            for scenario, figures in scenarios.items()
+        ]
+        args.json_path.write_text(json.dumps(rows, indent=2))
+        report(f"wrote {args.json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,345 @@
+"""Failover drills on a local formation: a client load, a fault, and the figures users care about.
+
+A writer inserts one small distributed row every 50 ms and a reader reads the last acknowledged one,
+both through the coordinator (multi-host libpq, read-write). Each run injects one fault and reports
+how long until writes work again, how long metadata lagged the promotion, failures, the longest
+latency, and acknowledged writes lost (must be 0). Used by `patroni-citus drill` and benchmarks/.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+from patroni_citus import patroni_api, switchover
+from patroni_citus.errors import PatroniCitusError
+from patroni_citus.local import formation
+from patroni_citus.local.layout import FormationState, MemberLayout
+from patroni_citus.settings import Credentials
+
+SCENARIOS = ("worker-kill", "worker-switchover", "coordinator-kill", "coordinator-switchover")
+FIGURES = (
+    "fault_to_first_write_s",
+    "promotion_to_metadata_s",
+    "failed_writes",
+    "failed_reads",
+    "max_latency_s",
+    "lost_acknowledged_writes",
+)
+TABLE = "patroni_citus_drill"
+SLOW_S = 1.0
+Reporter = Callable[[str], None]
+
+
+class DrillError(PatroniCitusError):
+    """A drill could not run or its formation did not recover."""
+
+
+@dataclass
+class Outcome:
+    kind: str
+    started: float
+    finished: float
+    ok: bool
+
+
+@dataclass
+class Load:
+    """Writer and reader threads against the coordinator; every outcome is recorded with timestamps."""
+
+    dsn: str
+    ids: Iterator[int]
+    interval: float = 0.05
+    outcomes: list[Outcome] = field(default_factory=list)
+    acknowledged: list[int] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def _loop(self, kind: str, statement: Callable[[Any], None]) -> None:
+        connection = None
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            try:
+                if connection is None:
+                    connection = psycopg2.connect(
+                        self.dsn, connect_timeout=2, options="-c statement_timeout=60000"
+                    )
+                    connection.autocommit = True
+                with connection.cursor() as cursor:
+                    statement(cursor)
+                self.outcomes.append(Outcome(kind, started, time.monotonic(), True))
+            except psycopg2.Error:
+                self.outcomes.append(Outcome(kind, started, time.monotonic(), False))
+                if connection is not None:
+                    connection.close()
+                connection = None
+            time.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+        if connection is not None:
+            connection.close()
+
+    def _write(self, cursor: Any) -> None:
+        row_id = next(self.ids)
+        cursor.execute(f"INSERT INTO {TABLE} (id, payload) VALUES (%s, 'drill')", (row_id,))  # noqa: S608 - constant
+        self.acknowledged.append(row_id)
+
+    def _read(self, cursor: Any) -> None:
+        if self.acknowledged:
+            cursor.execute(f"SELECT payload FROM {TABLE} WHERE id = %s", (self.acknowledged[-1],))  # noqa: S608
+            cursor.fetchall()
+
+    def start(self) -> None:
+        for kind, statement in (("write", self._write), ("read", self._read)):
+            thread = threading.Thread(target=self._loop, args=(kind, statement), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(70)
+
+
+@dataclass
+class Watcher:
+    """Polls (every 50 ms) when a new leader appears and when pg_dist_node follows it."""
+
+    members: list[MemberLayout]
+    old_leader: str
+    group: int
+    dsn: str
+    promoted_at: float | None = None
+    new_leader: MemberLayout | None = None
+    metadata_at: float | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def _row_points_at_new_leader(self) -> bool:
+        assert self.new_leader is not None
+        try:
+            with (
+                closing(psycopg2.connect(self.dsn, connect_timeout=1)) as connection,
+                connection.cursor() as cur,
+            ):
+                cur.execute(
+                    "SELECT nodeport FROM pg_dist_node WHERE groupid = %s AND noderole = 'primary'",
+                    (self.group,),
+                )
+                return [row[0] for row in cur.fetchall()] == [self.new_leader.postgres_port]
+        except psycopg2.Error:
+            return False
+
+    def run(self) -> None:
+        while not self.stopping.is_set() and self.metadata_at is None:
+            if self.new_leader is None:
+                for member in self.members:
+                    if member.name == self.old_leader:
+                        continue
+                    try:
+                        role = patroni_api.member_status(member.rest_url, timeout=0.5).get("role")
+                    except PatroniCitusError:
+                        continue
+                    if role in ("primary", "master"):
+                        self.promoted_at, self.new_leader = time.monotonic(), member
+            elif self._row_points_at_new_leader():
+                self.metadata_at = time.monotonic()
+            time.sleep(0.05)
+
+
+def _leader(members: list[MemberLayout]) -> MemberLayout | None:
+    for member in members:
+        try:
+            if patroni_api.member_status(member.rest_url, timeout=1).get("role") in ("primary", "master"):
+                return member
+        except PatroniCitusError:
+            continue
+    return None
+
+
+def _wait(what: str, probe: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        time.sleep(0.2)
+    raise DrillError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _ready_to_fail_over(members: list[MemberLayout], synchronous: bool) -> bool:
+    wanted = ("sync_standby",) if synchronous else ("replica", "sync_standby")
+    for member in members:
+        try:
+            cluster = patroni_api.cluster_status(member.rest_url, timeout=1)
+        except PatroniCitusError:
+            continue
+        leaders = [m for m in cluster.get("members", []) if m.get("role") == "leader"]
+        standbys = [
+            m for m in cluster.get("members", []) if m.get("role") in wanted and m.get("state") == "streaming"
+        ]
+        return bool(leaders and standbys)
+    return False
+
+
+def prepare_table(dsn: str) -> None:
+    """The drill's distributed table, created once."""
+    with closing(psycopg2.connect(dsn, connect_timeout=5)) as connection, connection.cursor() as cursor:
+        connection.autocommit = True
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint PRIMARY KEY, payload text)")
+        cursor.execute("SELECT 1 FROM pg_dist_partition WHERE logicalrelid = %s::regclass", (TABLE,))
+        if not cursor.fetchall():
+            cursor.execute("SELECT create_distributed_table(%s, 'id')", (TABLE,))
+
+
+def _ids_on_group(dsn: str, group: int, start: int) -> Iterator[int]:
+    """Row ids whose shard lives on group, so every write exercises the faulted group (all ids if unknown)."""
+    query = (
+        "SELECT i FROM generate_series(%s::bigint, %s::bigint + 200000) i WHERE "
+        "get_shard_id_for_distribution_column(%s, i) IN (SELECT p.shardid FROM pg_dist_placement p "
+        "WHERE p.groupid = %s) LIMIT 20000"
+    )
+    try:
+        with closing(psycopg2.connect(dsn, connect_timeout=5)) as connection, connection.cursor() as cursor:
+            cursor.execute(query, (start, start, TABLE, group))
+            ids = [row[0] for row in cursor.fetchall()]
+    except psycopg2.Error:
+        ids = []
+    return iter(ids) if ids else iter(range(start, start + 10**9))
+
+
+def run_once(base_dir: Path, scenario: str, report: Reporter, run_number: int = 0) -> dict[str, float]:
+    """One fault on a running local formation; returns this run's figures. Leaves the formation whole."""
+    state = FormationState.load(base_dir)
+    if state is None:
+        raise DrillError(f"no local formation in {base_dir}")
+    layout = state.layout
+    group = 0 if scenario.startswith("coordinator") else 1
+    members = layout.group_members(group)
+    dsn = layout.coordinator_dsn(formation.DATABASE, formation.SUPERUSER)
+    _wait(
+        f"group {group} to have a standby ready",
+        lambda: _ready_to_fail_over(members, layout.synchronous),
+        120,
+    )
+    old = _leader(members)
+    if old is None:
+        raise DrillError(f"group {group} has no leader")
+    prepare_table(dsn)
+    load = Load(dsn, _ids_on_group(dsn, group, (run_number + 1) * 10**7 + int(time.time()) % 10**6 * 1000))
+    watcher = Watcher(members, old.name, group, dsn)
+    load.start()
+    time.sleep(2.0)
+    fault = time.monotonic()
+    threading.Thread(target=watcher.run, daemon=True).start()
+    try:
+        _inject(base_dir, layout.mode, scenario, group, old, members, report)
+        _wait("pg_dist_node to follow the new leader", lambda: watcher.metadata_at is not None, 120)
+        _wait(
+            "a distributed write after the fault",
+            lambda: any(o.kind == "write" and o.ok and o.started >= fault for o in load.outcomes),
+            120,
+        )
+        time.sleep(1.0)
+    finally:
+        watcher.stopping.set()
+        load.stop()
+    figures = _figures(load, watcher, fault, dsn)
+    if scenario.endswith("kill"):
+        formation.start_member(base_dir, old.name, report)
+    _wait(f"{old.name} to rejoin", lambda: _ready_to_fail_over(members, layout.synchronous), 180)
+    return figures
+
+
+def _inject(
+    base_dir: Path,
+    mode: str,
+    scenario: str,
+    group: int,
+    old: MemberLayout,
+    members: list[MemberLayout],
+    report: Reporter,
+) -> None:
+    if scenario.endswith("kill"):
+        formation.stop_member(base_dir, old.name, kill=True, report=report)
+        return
+    candidate = next(m for m in members if m.name != old.name)
+    if mode == "callbacks" and group != 0:
+        address, _ = formation.formation_address(FormationState.load(base_dir).layout)  # type: ignore[union-attr]
+        switchover.switchover(address, group, candidate.name, report)
+        return
+    password = (base_dir / "secrets" / "restapi.password").read_text().strip()
+    answer = patroni_api.switchover(old.rest_url, old.name, candidate.name, Credentials("patroni", password))
+    report(f"Patroni: {answer.get('message', answer)}")
+
+
+def _figures(load: Load, watcher: Watcher, fault: float, dsn: str) -> dict[str, float]:
+    writes = [o for o in load.outcomes if o.kind == "write" and o.started >= fault]
+    # Recovery is the first good write after the outage: after the last failed or stalled (> 1 s) write.
+    troubled = [o.started for o in writes if not o.ok or o.finished - o.started > SLOW_S]
+    last_trouble = max(troubled, default=fault)
+    first_write = min(
+        (o.finished for o in writes if o.ok and o.started >= last_trouble), default=float("nan")
+    )
+    with closing(psycopg2.connect(dsn, connect_timeout=5)) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {TABLE} WHERE id = ANY(%s)", (load.acknowledged,))  # noqa: S608
+        present = {row[0] for row in cursor.fetchall()}
+    promotion = watcher.promoted_at
+    return {
+        "fault_to_first_write_s": first_write - fault,
+        "promotion_to_metadata_s": float("nan")
+        if promotion is None or watcher.metadata_at is None
+        else max(0.0, watcher.metadata_at - promotion),
+        "failed_writes": float(sum(1 for o in load.outcomes if o.kind == "write" and not o.ok)),
+        "failed_reads": float(sum(1 for o in load.outcomes if o.kind == "read" and not o.ok)),
+        "max_latency_s": max((o.finished - o.started for o in load.outcomes), default=0.0),
+        "lost_acknowledged_writes": float(len(set(load.acknowledged) - present)),
+    }
+
+
+def summarize(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """min / median / max of every figure over the runs."""
+    summary = {}
+    for name in FIGURES:
+        values = [run[name] for run in runs if run[name] == run[name]]  # drop NaN (not measured)
+        summary[name] = (
+            {"min": min(values), "median": statistics.median(values), "max": max(values)}
+            if values
+            else {"min": float("nan"), "median": float("nan"), "max": float("nan")}
+        )
+    return summary
+
+
+def run_drill(base_dir: Path, scenarios: list[str], runs: int, report: Reporter) -> dict[str, dict[str, Any]]:
+    """Every scenario `runs` times on the formation in base_dir; figures summarized per scenario."""
+    results: dict[str, dict[str, Any]] = {}
+    for scenario in scenarios:
+        collected = []
+        for number in range(runs):
+            report(f"{scenario}: run {number + 1}/{runs}")
+            figures = run_once(base_dir, scenario, report, number)
+            report(
+                f"{scenario}: run {number + 1}: "
+                + ", ".join(f"{name}={value:.2f}" for name, value in figures.items())
+            )
+            collected.append(figures)
+        results[scenario] = {"runs": runs, **summarize(collected)}
+    return results
+
+
+def format_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """results[mode][scenario] -> a markdown table of median (min-max) per figure."""
+    header = ["mode", "scenario", *FIGURES]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for mode, scenarios in results.items():
+        for scenario, figures in scenarios.items():
+            cells = [mode, scenario]
+            for name in FIGURES:
+                f = figures[name]
+                cells.append(f"{f['median']:.2f} ({f['min']:.2f}-{f['max']:.2f})")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
