@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 import pytest
-from harness import processes_mentioning, source_bindir
+from harness import processes_mentioning, source_bindir, wait_until
 
 from patroni_citus.local import pgtree
 
@@ -113,6 +114,24 @@ def _give_to_server_user(path: Path) -> None:
         shutil.chown(path, POSTGRES_OS_USER, POSTGRES_OS_USER)
 
 
+def _start_server(bindir: Path, data_dir: Path, run_dir: Path, port: int, settings: str) -> Path:
+    """pg_ctl start (waiting until it accepts connections); returns the server log."""
+    options = (
+        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={run_dir} "
+        f"-c fsync=off {settings}"
+    )
+    log_path = run_dir / "server.log"
+    command = [str(bindir / "pg_ctl"), "-D", str(data_dir), "-l", str(log_path), "-w", "-t", "60"]
+    _as_server_user([*command, "-o", options, "start"], run_dir.parent)
+    return log_path
+
+
+def _stop_server(bindir: Path, data_dir: Path) -> None:
+    _as_server_user(
+        [str(bindir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "-t", "60", "stop"], data_dir.parent
+    )
+
+
 @pytest.fixture(scope="module")
 def standin_server() -> Iterator[StandinServer]:
     # not pytest's tmp_path: /tmp/pytest-of-root is 0700 and the postgres OS user must get in
@@ -129,31 +148,11 @@ def standin_server() -> Iterator[StandinServer]:
             [str(bindir / "initdb"), "-D", str(data_dir), "-A", "trust", "-U", "postgres", "-N"], base
         )
         port = _free_port()
-        options = (
-            f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={run_dir} "
-            "-c shared_preload_libraries=citus -c fsync=off"
-        )
-        log_path = run_dir / "server.log"
-        _as_server_user(
-            [
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data_dir),
-                "-l",
-                str(log_path),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                options,
-                "start",
-            ],
-            base,
-        )
+        log_path = _start_server(bindir, data_dir, run_dir, port, "-c shared_preload_libraries=citus")
         yield StandinServer(tree, bindir, port, log_path)
     finally:
         if bindir is not None and (data_dir / "postmaster.pid").exists():
-            _as_server_user([str(bindir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"], base)
+            _stop_server(bindir, data_dir)
         leftovers = processes_mentioning(str(base))
         shutil.rmtree(base, ignore_errors=True)
         assert not leftovers, f"processes left behind by the stand-in server: {leftovers}"
@@ -439,6 +438,174 @@ def test_update_node_refuses_taken_addresses_and_unknown_ids(
     assert run(citus_db, "SELECT bool_and(metadatasynced) FROM pg_dist_node") == [(True,)], (
         "a no-op move unsyncs nothing"
     )
+
+
+# --- the background resync (the stand-in's model of Citus's maintenance daemon) --------------
+
+DAEMON_TYPES = ("patroni-citus stand-in metadata sync launcher", "patroni-citus stand-in metadata sync")
+DAEMON_QUERY = (
+    "SELECT backend_type, datname FROM pg_stat_activity "
+    "WHERE backend_type LIKE 'patroni-citus stand-in%' ORDER BY backend_type"
+)
+ALL_SYNCED_QUERY = "SELECT bool_and(metadatasynced) FROM pg_dist_node"
+
+
+def all_synced(connection: psycopg2.extensions.connection) -> bool:
+    """A plain read, the way `patroni-citus status` looks: no stand-in function runs."""
+    return bool(scalar(connection, ALL_SYNCED_QUERY))
+
+
+def launcher_running(connection: psycopg2.extensions.connection) -> bool:
+    return (DAEMON_TYPES[0], None) in run(connection, DAEMON_QUERY)
+
+
+@contextmanager
+def daemon_database(server: StandinServer, database: str) -> Iterator[None]:
+    """Point citus_standin.database at database (ALTER SYSTEM + reload), and back afterwards."""
+    admin = server.connect()
+    try:
+        run(admin, "ALTER SYSTEM SET citus_standin.database = %s", (database,))
+        run(admin, "SELECT pg_reload_conf()")
+        yield
+    finally:
+        run(admin, "ALTER SYSTEM RESET citus_standin.database")
+        run(admin, "SELECT pg_reload_conf()")
+        admin.close()
+
+
+def unsync_two_workers(connection: psycopg2.extensions.connection) -> None:
+    add_coordinator(connection)
+    first = add_worker(connection, WORKER_1, 1)
+    add_worker(connection, WORKER_2, 2)
+    run(connection, "SELECT citus_update_node(%s, '127.0.0.2', 6612)", (first,))
+
+
+@needs_standin
+def test_daemon_resyncs_what_a_plain_select_sees(
+    standin_server: StandinServer, citus_db: psycopg2.extensions.connection
+) -> None:
+    database = scalar(citus_db, "SELECT current_database()")
+    with daemon_database(standin_server, database):  # a reload (SIGHUP) retargets the daemon
+        wait_until(
+            "the reload to reach the sessions",
+            lambda: scalar(citus_db, "SHOW citus_standin.database") == database,
+            timeout=5,
+            interval=0.05,
+        )
+        unsync_two_workers(citus_db)
+        unsynced = time.monotonic()
+        assert run(citus_db, "SELECT metadatasynced FROM pg_dist_node ORDER BY nodeid") == [
+            (True,),
+            (False,),
+            (False,),
+        ]
+        wait_until(
+            "the stand-in daemon to resync the workers",
+            lambda: all_synced(citus_db),
+            timeout=5,
+            interval=0.1,
+            explain=lambda: repr(run(citus_db, NODES_QUERY)),
+        )
+        assert time.monotonic() - unsynced > 0.5, "like Citus, the resync comes after the commit, not in it"
+    assert (
+        f'patroni-citus stand-in marked 2 metadata worker(s) synced in database "{database}"'
+        in standin_server.log_path.read_text()
+    )
+    run(citus_db, "SELECT citus_set_node_property(%s, %s, 'shouldhaveshards', false)", WORKER_2)
+
+
+@needs_standin
+def test_daemon_waits_quietly_for_its_database_and_never_blocks_drop_database(
+    standin_server: StandinServer,
+) -> None:
+    admin = standin_server.connect()
+    try:
+        # the launcher holds no database open; until now there was no database "citus" at all
+        wait_until("the stand-in launcher", lambda: launcher_running(admin), timeout=10)
+        log = standin_server.log_path.read_text()
+        assert "patroni-citus stand-in metadata sync started" in log
+        assert 'database "citus" does not exist' not in log
+        assert "stand-in metadata resync in database" not in log, "no failed resync may be logged"
+        assert f'"{DAEMON_TYPES[0]}" (PID' not in log, "the launcher must never have exited"
+        assert scalar(admin, "SHOW citus_standin.database") == "citus"
+
+        run(admin, "CREATE DATABASE citus")
+        connection = standin_server.connect("citus")
+        try:
+            run(connection, "CREATE EXTENSION citus")
+            unsync_two_workers(connection)
+            wait_until(
+                "the resync in database citus", lambda: all_synced(connection), timeout=5, interval=0.1
+            )
+        finally:
+            connection.close()
+        started = time.monotonic()
+        run(admin, "DROP DATABASE citus")  # no FORCE: a session held open would make this fail
+        assert time.monotonic() - started < 3
+    finally:
+        run(admin, "DROP DATABASE IF EXISTS citus WITH (FORCE)")
+        admin.close()
+
+
+@needs_standin
+def test_daemon_runs_on_primaries_only_and_stops_with_the_server(
+    standin_server: StandinServer, citus_db: psycopg2.extensions.connection
+) -> None:
+    """A standby gets no daemon; promoted, it resyncs; a fast stop is prompt; LOAD starts none."""
+    database = scalar(citus_db, "SELECT current_database()")
+    unsync_two_workers(citus_db)  # stays unsynced here: this server's daemon looks at "citus"
+    base = Path(tempfile.mkdtemp(prefix="patroni-citus-standin-replica-"))
+    os.chmod(base, 0o755)  # noqa: S103 - the postgres OS user works in here
+    data_dir, run_dir = base / "data", base / "run"
+    bindir = standin_server.bindir
+    try:
+        _give_to_server_user(data_dir)
+        data_dir.chmod(0o700)
+        _give_to_server_user(run_dir)
+        source = ["-h", "127.0.0.1", "-p", str(standin_server.port), "-U", "postgres"]
+        _as_server_user(
+            [str(bindir / "pg_basebackup"), *source, "-D", str(data_dir), "-R", "-c", "fast"], base
+        )
+        port = _free_port()
+        settings = f"-c shared_preload_libraries=citus -c citus_standin.database={database}"
+        log_path = _start_server(bindir, data_dir, run_dir, port, settings)
+        replica = StandinServer(standin_server.tree, bindir, port, log_path)
+        connection = replica.connect(database)
+        try:
+            assert scalar(connection, "SELECT pg_is_in_recovery()") is True
+            time.sleep(2)  # a daemon would have started and resynced by now
+            assert run(connection, DAEMON_QUERY) == [], "a standby must not run the daemon"
+            assert not all_synced(connection)
+
+            _as_server_user([str(bindir / "pg_ctl"), "-D", str(data_dir), "-w", "promote"], base)
+            wait_until("the promoted server's daemon to resync", lambda: all_synced(connection), timeout=8)
+            assert launcher_running(connection)
+        finally:
+            connection.close()
+
+        started = time.monotonic()
+        _stop_server(bindir, data_dir)
+        assert time.monotonic() - started < 5, "pg_ctl stop -m fast must not wait for the daemon"
+        assert "database system is shut down" in log_path.read_text()
+        assert not processes_mentioning(str(base))
+
+        # not preloaded: loading the library defines the setting but starts no daemon
+        _start_server(bindir, data_dir, run_dir, port, "-c shared_preload_libraries=''")
+        connection = replica.connect(database)
+        try:
+            run(connection, "LOAD 'citus'")
+            assert scalar(connection, "SHOW citus_standin.database") == "citus"
+            time.sleep(1.5)
+            assert run(connection, DAEMON_QUERY) == []
+        finally:
+            connection.close()
+        _stop_server(bindir, data_dir)
+    finally:
+        if (data_dir / "postmaster.pid").exists():
+            _stop_server(bindir, data_dir)
+        leftovers = processes_mentioning(str(base))
+        shutil.rmtree(base, ignore_errors=True)
+        assert not leftovers, f"processes left behind by the replica: {leftovers}"
 
 
 # --- citus_set_node_property, citus_remove_node, citus_get_active_worker_nodes --------------

@@ -20,11 +20,15 @@
 --     second of the commit (retrying every 5 s, citus.metadata_sync_retry_interval, while a worker
 --     is unreachable). Until then real Citus refuses citus_add_node, citus_set_coordinator_host,
 --     citus_set_node_property, citus_remove_node and create_distributed_table with
---     "<host>:<port> is a metadata node, but is out of sync". The stand-in has no daemon: it
---     applies the resync lazily, at the start of its own functions, to rows unsynced by a
---     committed transaction at least 1 s earlier, as if every worker were reachable. Reading
---     pg_dist_node alone shows false until then; citus_standin_mark_synced() (not in Citus)
---     resyncs at once.
+--     "<host>:<port> is a metadata node, but is out of sync". The stand-in models the daemon
+--     with one rule, "as if every worker were reachable": a row unsynced by a committed
+--     transaction at least 1 s earlier is synced again (citus_standin_resync_stale(), not in
+--     Citus). When citus.so is preloaded, its background worker applies that rule about once a
+--     second on a primary, in the database named by the setting citus_standin.database
+--     (default 'citus'; real Citus does this in every database it runs in), so a plain SELECT on
+--     pg_dist_node sees metadatasynced = true again within ~2 s. The stand-in's own functions
+--     also apply it first (the only resync where the library is not preloaded or the database
+--     is another). citus_standin_mark_synced() (not in Citus) resyncs every row at once.
 --   * force/lock_cooldown of citus_update_node are accepted and ignored (no shard locks exist).
 --   * create_distributed_table only checks and records: no shards, placements or colocation
 --     groups are created, the data stays in the local table, partkey holds the column name
@@ -167,8 +171,9 @@ BEGIN
 END;
 $$;
 
--- The maintenance daemon's resync, applied lazily: only what a real daemon could already have
--- seen (committed by another transaction) and done (at least 1 s ago).
+-- The maintenance daemon's resync (run by citus.so's background worker, and lazily by the
+-- functions below): only what a real daemon could already have seen (committed by another
+-- transaction) and done (at least 1 s ago).
 CREATE FUNCTION citus_internal.standin_resync_due_workers() RETURNS integer
     LANGUAGE plpgsql
     AS $$
@@ -529,6 +534,27 @@ END;
 $$;
 COMMENT ON FUNCTION pg_catalog.create_distributed_table(regclass, text, citus.distribution_type, text, integer)
     IS 'patroni-citus stand-in (NOT Citus): records a distributed table; its data stays local';
+
+-- Not in Citus: the stand-in's model of the maintenance daemon's metadata sync, run by the
+-- background worker of citus.so about once a second. Like Citus's SyncNodeMetadataToNodesOptional
+-- it only acts on the coordinator and never waits for a lock on pg_dist_node.
+CREATE FUNCTION pg_catalog.citus_standin_resync_stale() RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF (SELECT groupid FROM pg_catalog.pg_dist_local_group) IS DISTINCT FROM 0 THEN
+        RETURN 0;
+    END IF;
+    PERFORM pg_catalog.set_config('lock_timeout', '1s', true);
+    LOCK TABLE pg_catalog.pg_dist_node IN ROW EXCLUSIVE MODE NOWAIT;
+    RETURN citus_internal.standin_resync_due_workers();
+EXCEPTION WHEN lock_not_available THEN
+    RETURN 0;  -- somebody is changing pg_dist_node: try again next time, as Citus does
+END;
+$$;
+COMMENT ON FUNCTION pg_catalog.citus_standin_resync_stale()
+    IS 'patroni-citus stand-in only (NOT in Citus): model the maintenance daemon resyncing workers unsynced at least 1 s ago';
+REVOKE ALL ON FUNCTION pg_catalog.citus_standin_resync_stale() FROM PUBLIC;
 
 -- Not in Citus: what Citus's maintenance daemon does a few seconds after citus_update_node.
 CREATE FUNCTION pg_catalog.citus_standin_mark_synced() RETURNS integer
