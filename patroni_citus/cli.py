@@ -9,6 +9,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -251,8 +252,33 @@ def local_status(base_dir: Path, as_json: bool) -> None:
     sys.exit(0 if healthy else 1)
 
 
-def formation_options(command: Callable[P, R]) -> Callable[P, R]:
-    """How status and reconcile find a formation: a member's patroni.yml, or the DCS and a name."""
+@dataclass(frozen=True)
+class FormationTarget:
+    """The formation a command works on, resolved from -c or --dcs/--formation."""
+
+    address: FormationAddress
+    standalone: bool
+
+
+def formation_options(command: Callable[..., R]) -> Callable[..., R]:
+    """Add -c / --dcs / --formation (and friends) and hand the command one resolved FormationTarget."""
+
+    @wraps(command)
+    def resolving(
+        *args: Any,
+        config_path: Path | None,
+        dcs_url: str | None,
+        formation_name: str | None,
+        namespace: str,
+        user: str,
+        database: str,
+        **kwargs: Any,
+    ) -> R:
+        address, standalone = _formation_address(
+            config_path, dcs_url, formation_name, namespace, user, database
+        )
+        return command(*args, target=FormationTarget(address, standalone), **kwargs)
+
     options = [
         click.option(
             "-c",
@@ -279,9 +305,10 @@ def formation_options(command: Callable[P, R]) -> Callable[P, R]:
         ),
         click.option("--database", default="citus", show_default=True, help="Citus database (with --dcs)."),
     ]
+    wrapped = reports_errors(resolving)
     for option in reversed(options):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def _formation_address(
@@ -321,12 +348,7 @@ def _formation_address(
 )
 @reports_errors
 def status_command(
-    config_path: Path | None,
-    dcs_url: str | None,
-    formation_name: str | None,
-    namespace: str,
-    user: str,
-    database: str,
+    target: FormationTarget,
     as_json: bool,
     watch: float | None,
     sync_grace: float,
@@ -335,9 +357,8 @@ def status_command(
 
     Exit 0 healthy, 1 drift or degraded, 2 DCS or coordinator unreachable.
     """
-    address, standalone = _formation_address(config_path, dcs_url, formation_name, namespace, user, database)
     while True:
-        result = status.collect(address, standalone, sync_grace, progress)
+        result = status.collect(target.address, target.standalone, sync_grace, progress)
         if as_json:
             click.echo(json.dumps(status.as_json(result), indent=2))
         else:
@@ -358,19 +379,14 @@ def status_command(
 @json_option
 @reports_errors
 def reconcile_command(
-    config_path: Path | None,
-    dcs_url: str | None,
-    formation_name: str | None,
-    namespace: str,
-    user: str,
-    database: str,
+    target: FormationTarget,
     dry_run: bool,
     as_json: bool,
 ) -> None:
     """Point the coordinator's pg_dist_node at every group's current Patroni leader (idempotent)."""
-    address, standalone = _formation_address(config_path, dcs_url, formation_name, namespace, user, database)
-    changes = convergence.reconcile_preload(address, dry_run)
-    changes += [change.describe() for change in convergence.reconcile(address, standalone, dry_run=dry_run)]
+    changes = convergence.reconcile_preload(target.address, dry_run)
+    planned = convergence.reconcile(target.address, target.standalone, dry_run=dry_run)
+    changes += [change.describe() for change in planned]
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, "changes": changes}, indent=2))
         return
@@ -391,20 +407,14 @@ def reconcile_command(
 @json_option
 @reports_errors
 def switchover_command(
-    config_path: Path | None,
-    dcs_url: str | None,
-    formation_name: str | None,
-    namespace: str,
-    user: str,
-    database: str,
+    target: FormationTarget,
     group: int,
     candidate: str | None,
     timeout: float,
     as_json: bool,
 ) -> None:
     """Planned worker switchover: client statements wait on the coordinator instead of failing."""
-    address, _standalone = _formation_address(config_path, dcs_url, formation_name, namespace, user, database)
-    result = switchover.switchover(address, group, candidate, progress, timeout)
+    result = switchover.switchover(target.address, group, candidate, progress, timeout)
     if as_json:
         click.echo(json.dumps(result.__dict__, indent=2))
 

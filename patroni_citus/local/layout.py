@@ -167,10 +167,15 @@ class FormationState:
             return None
         except (OSError, ValueError) as exc:
             raise ConfigurationError("--base-dir", str(base_dir), f"{path} is unreadable ({exc})") from None
-        return cls(
-            layout=FormationLayout(**raw["layout"]),
-            bindir=raw["bindir"],
-            citus=raw["citus"],
-            etcd_pid=raw.get("etcd_pid"),
-            member_pids={str(k): int(v) for k, v in raw.get("member_pids", {}).items()},
-        )
+        try:
+            return cls(
+                layout=FormationLayout(**raw["layout"]),
+                bindir=raw["bindir"],
+                citus=raw["citus"],
+                etcd_pid=raw.get("etcd_pid"),
+                member_pids={str(k): int(v) for k, v in raw.get("member_pids", {}).items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigurationError(
+                "--base-dir", str(base_dir), f"{path} is incomplete or damaged ({exc!r})"
+            ) from None

@@ -266,7 +266,6 @@ def test_local_status_with_a_corrupt_state_file(tmp_path: Path) -> None:
     assert "--base-dir" in one_error_line(result)
 
 
-@pytest.mark.xfail(strict=True, reason="layout.FormationState.load does not catch missing keys (KeyError)")
 def test_local_status_with_an_incomplete_state_file(tmp_path: Path) -> None:
     (tmp_path / "formation.json").write_text('{"citus": "standin"}', encoding="utf-8")
     result = run("local", "status", "--base-dir", str(tmp_path))
