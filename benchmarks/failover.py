@@ -66,7 +66,10 @@ def main() -> int:
             for name in drill.FIGURES:
                 ours = results["callbacks"][scenario][name]["median"]  # type: ignore[index]
                 theirs = results["builtin"][scenario][name]["median"]  # type: ignore[index]
-                cells.append(f"{ours / theirs:.2f}" if theirs else ("=" if ours == theirs else "inf"))
+                if ours is None or theirs is None:
+                    cells.append("n/a")
+                else:
+                    cells.append(f"{ours / theirs:.2f}" if theirs else ("=" if ours == theirs else "inf"))
             print(f"| {scenario} | " + " | ".join(cells) + " |")
     if args.json_path is not None:
         rows = [

@@ -277,14 +277,22 @@ def _inject(
     report(f"Patroni: {answer.get('message', answer)}")
 
 
-def _figures(load: Load, watcher: Watcher, fault: float, dsn: str) -> dict[str, float]:
-    writes = [o for o in load.outcomes if o.kind == "write" and o.started >= fault]
-    # Recovery is the first good write after the outage: after the last failed or stalled (> 1 s) write.
+def recovery_time(outcomes: list[Outcome], fault: float) -> float:
+    """When writes recovered: the first good write after the last failed or stalled (> 1 s) one.
+
+    >>> recovery_time([Outcome("write", 1.0, 1.1, False), Outcome("write", 2.0, 2.1, True)], 0.5)
+    2.1
+    >>> recovery_time([Outcome("write", 1.0, 4.0, True), Outcome("write", 4.0, 4.1, True)], 0.9)
+    4.0
+    """
+    writes = [o for o in outcomes if o.kind == "write" and o.started >= fault]
     troubled = [o.started for o in writes if not o.ok or o.finished - o.started > SLOW_S]
     last_trouble = max(troubled, default=fault)
-    first_write = min(
-        (o.finished for o in writes if o.ok and o.started >= last_trouble), default=float("nan")
-    )
+    return min((o.finished for o in writes if o.ok and o.started >= last_trouble), default=float("nan"))
+
+
+def _figures(load: Load, watcher: Watcher, fault: float, dsn: str) -> dict[str, float]:
+    first_write = recovery_time(load.outcomes, fault)
     with closing(psycopg2.connect(dsn, connect_timeout=5)) as connection, connection.cursor() as cursor:
         cursor.execute(f"SELECT id FROM {TABLE} WHERE id = ANY(%s)", (load.acknowledged,))  # noqa: S608
         present = {row[0] for row in cursor.fetchall()}
@@ -301,15 +309,15 @@ def _figures(load: Load, watcher: Watcher, fault: float, dsn: str) -> dict[str, 
     }
 
 
-def summarize(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """min / median / max of every figure over the runs."""
-    summary = {}
+def summarize(runs: list[dict[str, float]]) -> dict[str, dict[str, float | None]]:
+    """min / median / max of every figure over the runs (None where no run could measure it)."""
+    summary: dict[str, dict[str, float | None]] = {}
     for name in FIGURES:
         values = [run[name] for run in runs if run[name] == run[name]]  # drop NaN (not measured)
         summary[name] = (
             {"min": min(values), "median": statistics.median(values), "max": max(values)}
             if values
-            else {"min": float("nan"), "median": float("nan"), "max": float("nan")}
+            else {"min": None, "median": None, "max": None}
         )
     return summary
 
@@ -340,6 +348,7 @@ def format_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
             cells = [mode, scenario]
             for name in FIGURES:
                 f = figures[name]
-                cells.append(f"{f['median']:.2f} ({f['min']:.2f}-{f['max']:.2f})")
+                measured = f["median"] is not None
+                cells.append(f"{f['median']:.2f} ({f['min']:.2f}-{f['max']:.2f})" if measured else "n/a")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
