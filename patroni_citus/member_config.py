@@ -110,6 +110,9 @@ def load_member_config(path: Path) -> MemberConfig:
         citus_environment["CITUS_MAX_PREPARED_TRANSACTIONS"] = str(
             bootstrap_parameters["max_prepared_transactions"]
         )
+    node_conninfo = str(bootstrap_parameters.get("citus.node_conninfo") or "")
+    if node_conninfo.startswith("sslmode="):
+        citus_environment["CITUS_NODE_SSLMODE"] = node_conninfo.removeprefix("sslmode=")
     etcd = _optional_section(config, "etcd3", "etcd3", path)
     hosts = etcd.get("hosts") or []
     if not isinstance(hosts, str | list):

@@ -27,6 +27,7 @@ _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 _SCOPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _LIBRARY_NAME = re.compile(r"^[A-Za-z0-9_.$-]{1,63}$")
 _NETWORK_KEYWORDS = frozenset({"samehost", "samenet", "all"})
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _WILDCARD_HOSTS = frozenset({"*", "0.0.0.0", "::"})  # noqa: S104 - listen wildcards are legitimate input
 
 
@@ -51,6 +52,7 @@ class CitusSettings:
     max_prepared_transactions: int = 200
     standalone: bool = True
     registration_timeout: int = 60
+    node_sslmode: str | None = None  # None: Citus's own citus.node_conninfo default
 
     @property
     def is_coordinator(self) -> bool:
@@ -330,6 +332,9 @@ def load_citus_settings(environ: Mapping[str, str]) -> CitusSettings:
         _DATABASE_NAME,
         "use a database name of letters, digits, _ and - starting with a letter or _ (at most 63)",
     )
+    sslmode = env.raw("CITUS_NODE_SSLMODE")
+    if sslmode is not None and sslmode.strip().lower() not in _SSLMODES:
+        raise ConfigurationError("CITUS_NODE_SSLMODE", sslmode, f"use one of {', '.join(_SSLMODES)}")
     builtin_mode = [name for name in ("PATRONI_CITUS_GROUP", "PATRONI_CITUS_DATABASE") if env.raw(name)]
     if enabled and builtin_mode:
         raise ConfigurationError(
@@ -347,6 +352,7 @@ def load_citus_settings(environ: Mapping[str, str]) -> CitusSettings:
         max_prepared_transactions=env.integer("CITUS_MAX_PREPARED_TRANSACTIONS", 200, 1, 262143),
         standalone=env.boolean("CITUS_STANDALONE", all(_is_loopback(host) for host in coordinator_hosts)),
         registration_timeout=env.integer("CITUS_REGISTRATION_TIMEOUT", 60, 1, 3600),
+        node_sslmode=None if sslmode is None else sslmode.strip().lower(),
     )
 
 
