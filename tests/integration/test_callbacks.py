@@ -313,3 +313,32 @@ def test_switchover_blocked_by_an_open_transaction_aborts_cleanly(formation: Loc
         cursor.execute("SELECT note FROM drill WHERE id = -1")
         assert cursor.fetchall() == [("open across switchover",)]
     assert metadata_matches_leaders(formation)
+
+
+def test_drill_command_measures_a_worker_switchover(formation: LocalFormation, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    output = tmp_path_factory.mktemp("drill") / "drill.json"
+    result = run_cli(
+        "drill",
+        "--base-dir",
+        str(formation.base),
+        "--scenario",
+        "worker-switchover",
+        "--runs",
+        "1",
+        "--json",
+        str(output),
+    )
+    assert "| callbacks | worker-switchover |" in result.stdout
+    figures = json.loads(output.read_text())["callbacks"]["worker-switchover"]
+    assert figures["runs"] == 1
+    for name in (
+        "fault_to_first_write_s",
+        "promotion_to_metadata_s",
+        "failed_writes",
+        "failed_reads",
+        "max_latency_s",
+        "lost_acknowledged_writes",
+    ):
+        assert set(figures[name]) == {"min", "median", "max"}, name
+    assert figures["lost_acknowledged_writes"]["max"] == 0
+    assert metadata_matches_leaders(formation)
