@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from patroni_citus import __version__, convergence, drill, entrypoint, status, switchover
+from patroni_citus import __version__, convergence, drill, entrypoint, rotation, status, switchover
 from patroni_citus.errors import ConfigurationError, PatroniCitusError
 from patroni_citus.local import formation
 from patroni_citus.local.layout import FormationLayout
@@ -225,6 +225,36 @@ def _member_table(reports: list[formation.MemberReport]) -> str:
     )
 
 
+new_password_file_option = click.option(
+    rotation.PASSWORD_FILE_OPTION,
+    "password_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the new superuser password on its one line (mode 0600; never printed).",
+)
+
+
+@local.command("rotate-password")
+@base_dir_option
+@new_password_file_option
+@click.option("--dry-run", is_flag=True, help="Show the plan without changing anything.")
+@json_option
+@reports_errors
+def local_rotate_password(base_dir: Path, password_file: Path, dry_run: bool, as_json: bool) -> None:
+    """Rotate the superuser password: every group (SQL), the secret, pgpass, every config; reload Patroni.
+
+    Exit 1 if a running member could not be reloaded (reload it by hand), 2 if refused or failed.
+    """
+    new_password = rotation.read_password_file(password_file)
+    result = formation.rotate_password(base_dir.absolute(), new_password, dry_run)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        for line in [group.describe() for group in result.groups] + result.files + result.members:
+            click.echo(line)
+    sys.exit(1 if result.unreloaded else 0)
+
+
 @local.command("status")
 @base_dir_option
 @json_option
@@ -417,6 +447,30 @@ def switchover_command(
     result = switchover.switchover(target.address, group, candidate, progress, timeout)
     if as_json:
         click.echo(json.dumps(result.__dict__, indent=2))
+
+
+@cli.command("rotate-password")
+@formation_options
+@new_password_file_option
+@click.option("--dry-run", is_flag=True, help="Show the plan without changing anything.")
+@json_option
+@reports_errors
+def rotate_password_command(
+    target: FormationTarget, password_file: Path, dry_run: bool, as_json: bool
+) -> None:
+    """Change the superuser password on every group's leader and in its pg_dist_authinfo (idempotent).
+
+    Logs in with the current password (from -c, or libpq's with --dcs); refuses, changing nothing,
+    unless every group has a running leader. Afterwards put the new password in every member's
+    config and reload Patroni (see docs/security.md); `local rotate-password` does both.
+    """
+    new_password = rotation.read_password_file(password_file)
+    groups = rotation.rotate_password(target.address, new_password, dry_run)
+    if as_json:
+        click.echo(json.dumps({"dry_run": dry_run, "groups": [g.as_dict() for g in groups]}, indent=2))
+        return
+    for group in groups:
+        click.echo(group.describe())
 
 
 @cli.command("drill")

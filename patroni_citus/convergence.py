@@ -93,7 +93,7 @@ def ensure_extension(config: MemberConfig) -> bool:
         metadata.ensure_extension(connection)
         # Citus does not sync pg_dist_authinfo to workers (seen on 13.2.2), and workers connect to
         # the coordinator and each other too (maintenance daemon, 2PC recovery): every group needs it.
-        metadata.store_authinfo(connection, config.superuser)
+        metadata.store_authinfo_quietly(connection, config.superuser)
         log.info("extension citus present in %s (%s)", database, metadata.citus_version(connection))
     return True
 

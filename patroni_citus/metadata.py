@@ -159,13 +159,63 @@ def conninfo_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def authinfo(credentials: Credentials) -> str:
+    """The pg_dist_authinfo value that gives Citus this login's password (a libpq conninfo fragment)."""
+    return f"password={conninfo_quote(credentials.password)}"
+
+
 def store_authinfo(connection: Connection, credentials: Credentials) -> None:
     """Give Citus the superuser password for its node-to-node connections (pg_dist_authinfo)."""
     _execute(
         connection,
         "store_authinfo",
-        {"rolename": credentials.username, "authinfo": f"password={conninfo_quote(credentials.password)}"},
+        {"rolename": credentials.username, "authinfo": authinfo(credentials)},
     )
+
+
+def store_authinfo_quietly(connection: Connection, credentials: Credentials) -> None:
+    """store_authinfo in its own short transaction whose statement text never reaches the server log."""
+    previous = connection.autocommit
+    connection.autocommit = False
+    try:
+        quiet_rotation(connection)
+        store_authinfo(connection, credentials)
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        connection.autocommit = previous
+
+
+def stored_authinfo(connection: Connection, rolename: str) -> str | None:
+    """This node's pg_dist_authinfo value for rolename towards every node (nodeid 0), if any."""
+    rows = _execute(connection, "read_authinfo", {"rolename": rolename})
+    return None if not rows or rows[0][0] is None else str(rows[0][0])
+
+
+def role_secret(connection: Connection, rolename: str) -> str | None:
+    """The role's stored password verifier (pg_authid.rolpassword), to compare, never to show."""
+    rows = _execute(connection, "role_secret", {"rolename": rolename})
+    return None if not rows or rows[0][0] is None else str(rows[0][0])
+
+
+def quiet_rotation(connection: Connection) -> None:
+    """In the open transaction: no statement text in the log or pg_stat_statements, no ALTER ROLE
+    propagation by Citus (see sql/rotation_quiet.sql)."""
+    _execute(connection, "rotation_quiet")
+
+
+def set_role_verifier(connection: Connection, rolename: str, verifier: str) -> None:
+    """ALTER ROLE ... PASSWORD with a verifier computed client-side: the server never sees the password."""
+    statement = sql.SQL("ALTER ROLE {} PASSWORD %(verifier)s").format(sql.Identifier(rolename))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, {"verifier": verifier})
+    except psycopg2.Error as exc:
+        # Only the first line: a syntax error's later lines quote the statement, verifier included.
+        reason = (exc.pgerror or str(exc)).strip().splitlines()[0]
+        raise MetadataError(f"alter role {rolename}: {reason}") from None
 
 
 def member_facts(connection: Connection) -> tuple[str, bool, str | None]:

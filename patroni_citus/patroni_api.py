@@ -75,3 +75,8 @@ def patch_dynamic_config(
 ) -> JsonObject:
     """PATCH /config through Patroni, which merges it into the DCS and applies it everywhere."""
     return _request(f"{rest_url}/config", method="PATCH", body=patch, auth=auth, timeout=timeout)
+
+
+def reload(rest_url: str, auth: Credentials | None, timeout: float = 5.0) -> JsonObject:
+    """POST /reload: Patroni re-reads its configuration file (e.g. a re-rendered patroni.yml)."""
+    return _request(f"{rest_url}/reload", method="POST", auth=auth, timeout=timeout)

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from patroni_citus import convergence, patroni_api
+from patroni_citus import convergence, patroni_api, rotation
 from patroni_citus.errors import PatroniCitusError, UnreachableError
 from patroni_citus.local import pgtree, processes
 from patroni_citus.local.layout import LOOPBACK, FormationLayout, FormationState, MemberLayout
@@ -181,8 +181,17 @@ def builtin_mode_config(text: str, group: int) -> str:
     return str(yaml.safe_dump(config, sort_keys=False))
 
 
+def pgpass_escape(value: str) -> str:
+    r"""A pgpass field: backslash and colon escaped with a backslash.
+
+    >>> pgpass_escape("a:b\\c")
+    'a\\:b\\\\c'
+    """
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
 def _write_operator_pgpass(layout: FormationLayout) -> None:
-    password = _password(layout, "superuser").read_text().strip()
+    password = pgpass_escape(_password(layout, "superuser").read_text().rstrip("\r\n"))
     lines = [f"{LOOPBACK}:{m.postgres_port}:*:{SUPERUSER}:{password}" for m in layout.all_members()]
     write_private_file(layout.pgpass_path, "\n".join(lines) + "\n")
 
@@ -499,3 +508,61 @@ def status(base_dir: Path) -> tuple[FormationState, list[MemberReport]]:
             )
         )
     return state, reports
+
+
+@dataclass(frozen=True)
+class LocalRotation:
+    """What `local rotate-password` did (or would do): per group in SQL, per member in its config."""
+
+    groups: list[rotation.GroupRotation]
+    files: list[str]
+    members: list[str]
+    dry_run: bool
+    unreloaded: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "groups": [group.as_dict() for group in self.groups],
+            "files": self.files,
+            "members": self.members,
+            "unreloaded": self.unreloaded,
+        }
+
+
+def rotate_password(base_dir: Path, new_password: str, dry_run: bool) -> LocalRotation:
+    """Rotate the superuser password in every group, then in the secret, pgpass and every member's config.
+
+    The SQL part comes first: until it is done the old password must keep working for Patroni and
+    the callbacks. Re-running after any failure completes the rotation.
+    """
+    state = _load_state(base_dir)
+    layout = state.layout
+    address, _standalone = formation_address(layout)
+    groups = rotation.rotate_password(address, new_password, dry_run)
+    secret = layout.secrets_dir / "superuser.password"
+    verb = "would" if dry_run else "did"
+    files = [f"{verb} rewrite {path}" for path in (secret, layout.pgpass_path)]
+    members: list[str] = []
+    unreloaded: list[str] = []
+    if not dry_run:
+        write_private_file(secret, new_password + "\n")
+        _write_operator_pgpass(layout)
+    user = processes.service_user()
+    for member in layout.all_members():
+        if dry_run:
+            members.append(f"{member.name}: would re-render {member.config_path} and reload Patroni")
+            continue
+        _prepare_member(layout, member, Path(state.bindir), user)
+        if not processes.is_alive(state.member_pids.get(member.name)):
+            members.append(f"{member.name}: did re-render its config; not running, it reads it at start")
+            continue
+        # REST credentials did not change: the re-rendered config carries the same ones.
+        try:
+            patroni_api.reload(member.rest_url, load_member_config(member.config_path).rest_auth)
+        except UnreachableError as exc:
+            unreloaded.append(member.name)
+            members.append(f"{member.name}: did re-render its config; reload FAILED ({exc}): reload it")
+            continue
+        members.append(f"{member.name}: did re-render its config and reload Patroni")
+    return LocalRotation(groups, files, members, dry_run, unreloaded)

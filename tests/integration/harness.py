@@ -176,6 +176,12 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def callbacks_running(base: Path) -> list[str]:
+    """patroni-citus callbacks still running for the formation in base."""
+    scripts = ("patroni-citus-on-start", "patroni-citus-on-role-change", "patroni-citus-post-bootstrap")
+    return [line for line in processes_mentioning(str(base)) if any(script in line for script in scripts)]
+
+
 @contextmanager
 def local_formation(
     workers: int = 1, members: int = 2, extra_args: tuple[str, ...] = ()
@@ -208,6 +214,9 @@ def local_formation(
         run_cli(*args, timeout=400 * TIMEOUT_MULTIPLIER)
         state = FormationState.load(base)
         assert state is not None, "local up wrote no formation.json"
+        # Callbacks may still be converging (retrying with backoff) after `up` returns; scenarios that
+        # create drift on purpose must not race them, so start from a settled formation.
+        wait_until("the start-up callbacks to finish", lambda: not callbacks_running(base), 120)
         yield LocalFormation(state.layout, choice)
     finally:
         if (base / "formation.json").exists():
