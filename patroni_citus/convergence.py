@@ -32,6 +32,10 @@ T = TypeVar("T")
 LEADER_ROLES = ("primary", "master")
 
 
+class PromotionPendingError(PatroniCitusError):
+    """Patroni reported this member primary but PostgreSQL has not left recovery yet."""
+
+
 class NotLeaderError(PatroniCitusError):
     """This member is not (or no longer) its group's leader, so it must not write metadata."""
 
@@ -78,12 +82,16 @@ def _local(config: MemberConfig, database: str) -> metadata.Connection:
 
 
 def ensure_extension(config: MemberConfig) -> bool:
-    """On a primary with citus loaded: create the database and extension; False if not possible yet."""
+    """On a primary with citus loaded: create the database and extension; False if citus is not loaded.
+
+    Only called where Patroni says this member is primary. Patroni 4 runs on_role_change right after
+    `pg_ctl promote` without waiting, so a server still in recovery is a promotion in progress:
+    raise a retryable error rather than give up (giving up left the row on the dead primary).
+    """
     database = config.citus.database
     with closing(_local(config, "postgres")) as connection:
         if metadata.is_in_recovery(connection):
-            log.info("PostgreSQL is a replica: the extension arrives by replication")
-            return False
+            raise PromotionPendingError(f"{config.name} is still in recovery; promotion in progress")
         if not metadata.citus_loaded(connection):
             log.warning("citus is not in shared_preload_libraries of the running server yet; restart pending")
             return False
