@@ -1,0 +1,188 @@
+"""compose.yaml for real under podman: the formation registers, serves a distributed table, and a
+killed worker primary's pg_dist_node row follows Patroni's new leader.
+
+One scenario on one formation (module scope), step by step, as an operator would drill it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from container_harness import (
+    CONFIG_IN_CONTAINER,
+    IMAGE,
+    ComposeFormation,
+    compose_formation,
+    exec_in,
+    private_directory,
+    progress,
+    wait_until,
+)
+
+if TYPE_CHECKING:
+    import docker.models.containers
+
+pytestmark = pytest.mark.container
+
+WORKER_SCOPE, WORKER_GROUP = "demo-1", 1
+
+
+@pytest.fixture(scope="module")
+def formation(docker_api: tuple[str, docker.DockerClient]) -> Iterator[ComposeFormation]:
+    docker_host, client = docker_api
+    with (
+        private_directory("patroni-citus-ct-compose-") as workdir,
+        compose_formation(client, docker_host, workdir) as started,
+    ):
+        yield started
+
+
+def registered(formation: ComposeFormation) -> dict[int, str] | None:
+    """pg_dist_node's primary rows, once they name every group's current Patroni leader."""
+    leaders = formation.leaders()
+    rows = formation.primary_rows()
+    expected = {int(scope.rsplit("-", 1)[1]): member for scope, member in leaders.items()}
+    return rows if len(leaders) == 3 and rows == expected else None
+
+
+def citus_is_real(formation: ComposeFormation) -> bool:
+    (version,) = formation.query("SELECT citus_version()")[0]
+    return "stand-in" not in str(version)
+
+
+def test_formation_registers_every_group(formation: ComposeFormation) -> None:
+    rows = wait_until(
+        "every group's leader in the coordinator's pg_dist_node",
+        lambda: registered(formation),
+        timeout=180,
+        interval=2,
+        explain=formation.explain,
+    )
+    progress(f"registered: {rows}")
+    assert set(rows) == {0, 1, 2}
+    (version,) = formation.query("SELECT citus_version()")[0]
+    progress(f"citus_version(): {version}")
+    if formation.client.images.get(IMAGE).labels["io.patroni-citus.citus-flavor"] == "standin":
+        assert "NOT real Citus" in version, "the stand-in must say what it is"
+
+
+def ensure_distributed_table(formation: ComposeFormation) -> int:
+    """The drill's distributed table (made once per formation); returns its row count."""
+    formation.query("CREATE TABLE IF NOT EXISTS drill_events (tenant_id int NOT NULL, payload text)")
+    if not formation.query("SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'drill_events'::regclass"):
+        formation.query("SELECT create_distributed_table('drill_events', 'tenant_id')")
+    return int(formation.query("SELECT count(*) FROM drill_events")[0][0])
+
+
+def test_distributed_table_through_the_coordinator(formation: ComposeFormation) -> None:
+    wait_until("registration", lambda: registered(formation), timeout=120, explain=formation.explain)
+    before = ensure_distributed_table(formation)
+    formation.query("INSERT INTO drill_events SELECT i % 10, 'before' FROM generate_series(1, 100) AS i")
+    assert formation.query("SELECT count(*) FROM drill_events") == [(before + 100,)]
+    assert formation.query(
+        "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'drill_events'::regclass"
+    ) == [(1,)]
+    if citus_is_real(formation):
+        # Real Citus spreads the shards over both worker groups; the stand-in records the table only.
+        placed = formation.query(
+            "SELECT count(DISTINCT nodename) FROM citus_shards WHERE table_name = 'drill_events'::regclass"
+        )
+        assert placed[0][0] >= 2
+
+
+def test_killed_worker_primary_row_moves_to_the_new_leader(formation: ComposeFormation) -> None:
+    wait_until("registration", lambda: registered(formation), timeout=120, explain=formation.explain)
+    rows_before = ensure_distributed_table(formation)
+    old_leader = formation.leaders()[WORKER_SCOPE]
+    assert formation.primary_rows()[WORKER_GROUP] == old_leader
+    victim = formation.container(old_leader)  # the service is named like its host and member
+    progress(f"docker kill {victim.name} (leader of {WORKER_SCOPE})")
+    victim.kill()
+
+    def moved() -> str | None:
+        new_leader = formation.leaders().get(WORKER_SCOPE)
+        if new_leader is None or new_leader == old_leader:
+            return None
+        return new_leader if formation.primary_rows().get(WORKER_GROUP) == new_leader else None
+
+    # Patroni's TTL (30 s) must expire before the replica may take over.
+    new_leader = wait_until(
+        f"{WORKER_SCOPE}'s pg_dist_node row to move off {old_leader}",
+        moved,
+        timeout=150,
+        interval=2,
+        explain=formation.explain,
+    )
+    progress(f"pg_dist_node group {WORKER_GROUP} now points at {new_leader}")
+    rows = formation.query("SELECT nodename FROM pg_dist_node WHERE groupid = %s", (WORKER_GROUP,))
+    assert rows == [(new_leader,)], "exactly one row for the group, on the new leader"
+    formation.query("INSERT INTO drill_events SELECT i % 10, 'after' FROM generate_series(1, 10) AS i")
+    assert formation.query("SELECT count(*) FROM drill_events") == [(rows_before + 10,)]
+
+    progress(f"docker start {victim.name}: it must rejoin as a replica")
+    victim.start()
+
+    def rejoined() -> bool:
+        members = {m["Member"]: m for m in formation.members() if m["Cluster"] == WORKER_SCOPE}
+        old = members.get(old_leader, {})
+        return old.get("Role") == "Replica" and old.get("State") in ("streaming", "running")
+
+    wait_until(
+        f"{old_leader} to rejoin {WORKER_SCOPE}", rejoined, timeout=150, interval=2, explain=formation.explain
+    )
+    assert formation.leaders()[WORKER_SCOPE] == new_leader
+
+
+def test_status_and_reconcile_inside_a_container_report_healthy(formation: ComposeFormation) -> None:
+    wait_until("registration", lambda: registered(formation), timeout=120, explain=formation.explain)
+    container = formation.running_coordinator()
+
+    def status_healthy() -> str | None:
+        code, stdout, stderr = exec_in(container, ["patroni-citus", "status", "-c", CONFIG_IN_CONTAINER])
+        if code != 0:
+            raise RuntimeError(f"patroni-citus status exited {code}:\n{stdout}{stderr}")
+        return stdout
+
+    # A short unsynced window right after a move is converging, not drift: allow it to settle.
+    report = wait_until("patroni-citus status to exit 0", status_healthy, timeout=60, interval=3)
+    progress("patroni-citus status:\n" + report)
+
+    code, stdout, stderr = exec_in(
+        container, ["patroni-citus", "reconcile", "-c", CONFIG_IN_CONTAINER, "--dry-run"]
+    )
+    assert code == 0, stdout + stderr
+    assert "nothing to change" in stdout, stdout + stderr
+
+
+def test_documented_switchover_drill_moves_the_row(formation: ComposeFormation) -> None:
+    """docs/container.md's drill: a planned worker switchover from inside a container, without -c
+    (the image's PATRONI_CITUS_CONFIG points at the rendered patroni.yml)."""
+    wait_until("registration", lambda: registered(formation), timeout=120, explain=formation.explain)
+    scope, group = "demo-2", 2
+    old_leader = formation.leaders()[scope]
+    container = formation.running_coordinator()
+    progress(f"patroni-citus switchover --group {group} (leader {old_leader})")
+    code, stdout, stderr = exec_in(container, ["patroni-citus", "switchover", "--group", str(group)])
+    assert code == 0, stdout + stderr
+    new_leader = wait_until(
+        f"{scope} to have a new leader",
+        lambda: leader if (leader := formation.leaders().get(scope)) not in (None, old_leader) else None,
+        timeout=90,
+        explain=formation.explain,
+    )
+    wait_until(
+        f"pg_dist_node group {group} to point at {new_leader}",
+        lambda: formation.primary_rows().get(group) == new_leader,
+        timeout=90,
+        explain=formation.explain,
+    )
+
+    def status_exit_code() -> bool:
+        code, stdout, stderr = exec_in(container, ["patroni-citus", "status"])
+        if code != 0:
+            raise RuntimeError(f"patroni-citus status exited {code}:\n{stdout}{stderr}")
+        return True
+
+    wait_until("patroni-citus status (no -c) to exit 0", status_exit_code, timeout=60, interval=3)
