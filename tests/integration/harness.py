@@ -52,6 +52,10 @@ def source_bindir() -> Path:
     return Path(configured) if configured else pgtree.find_system_bindir()
 
 
+RUNNING: list[LocalFormation] = []
+"""Formations started by local_formation() and not yet torn down; timeouts print the newest one's state."""
+
+
 def wait_until(
     what: str,
     probe: Callable[[], T | None],
@@ -70,6 +74,8 @@ def wait_until(
         except Exception as exc:  # polling tolerates transient errors and reports the last one
             last_error = exc
         time.sleep(interval)
+    if explain is None and RUNNING:
+        explain = lambda: diagnostics(RUNNING[-1])  # noqa: E731 - the running formation explains a timeout
     context = "\n" + explain() if explain is not None else ""
     waited = timeout * TIMEOUT_MULTIPLIER  # seconds
     message = f"timed out after {waited:.0f}s waiting for {what}; last error: {last_error}"
@@ -217,8 +223,11 @@ def local_formation(
         # Callbacks may still be converging (retrying with backoff) after `up` returns; scenarios that
         # create drift on purpose must not race them, so start from a settled formation.
         wait_until("the start-up callbacks to finish", lambda: not callbacks_running(base), 120)
-        yield LocalFormation(state.layout, choice)
+        running = LocalFormation(state.layout, choice)
+        RUNNING.append(running)
+        yield running
     finally:
+        RUNNING[:] = [f for f in RUNNING if f.base != base]
         if (base / "formation.json").exists():
             run_cli("local", "down", "--base-dir", str(base), "--purge", check=False)
         leftovers = processes_mentioning(str(base))

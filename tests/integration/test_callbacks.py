@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import psycopg2
 import pytest
-from harness import LocalFormation, diagnostics, local_formation, run_cli
-from harness import wait_until as _wait_until
+from harness import LocalFormation, local_formation, run_cli, wait_until
 
 from patroni_citus import patroni_api
 from patroni_citus.errors import PatroniCitusError
@@ -27,21 +26,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def formation() -> Iterator[LocalFormation]:
     with local_formation(workers=2, members=2, extra_args=("--synchronous",)) as running:
-        CURRENT.append(running)
         yield running
-        CURRENT.clear()
-
-
-CURRENT: list[LocalFormation] = []
-
-
-def wait_until(
-    what: str, probe: Callable[[], object], timeout: float = 60.0, interval: float = 0.5
-) -> object:
-    """harness.wait_until that prints the DCS and member logs when a scenario times out."""
-    return _wait_until(
-        what, probe, timeout, interval, explain=lambda: diagnostics(CURRENT[0]) if CURRENT else ""
-    )
 
 
 def leader_of(formation: LocalFormation, group: int) -> str | None:

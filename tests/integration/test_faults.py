@@ -16,9 +16,7 @@ from collections.abc import Iterator
 
 import psycopg2
 import pytest
-import test_callbacks as drills
-from harness import TIMEOUT_MULTIPLIER, LocalFormation, diagnostics, local_formation, run_cli
-from harness import wait_until as _wait_until
+from harness import TIMEOUT_MULTIPLIER, LocalFormation, local_formation, run_cli, wait_until
 from test_callbacks import (
     Writer,
     assert_no_acknowledged_write_lost,
@@ -36,24 +34,13 @@ from patroni_citus.settings import Credentials
 from patroni_citus.template import default_scripts_dir
 
 pytestmark = pytest.mark.integration
-CURRENT: list[LocalFormation] = []
 SWITCHOVERS = int(os.environ.get("PATRONI_CITUS_TEST_SWITCHOVERS", "10"))
-
-
-def wait_until(what: str, probe, timeout: float = 60.0, interval: float = 0.5) -> object:  # type: ignore[no-untyped-def]
-    return _wait_until(
-        what, probe, timeout, interval, explain=lambda: diagnostics(CURRENT[0]) if CURRENT else ""
-    )
 
 
 @pytest.fixture(scope="module")
 def formation() -> Iterator[LocalFormation]:
     with local_formation(workers=2, members=2, extra_args=("--synchronous",)) as running:
-        CURRENT.append(running)
-        drills.CURRENT.append(running)  # the imported helpers print diagnostics on timeouts too
         yield running
-        drills.CURRENT.clear()
-        CURRENT.clear()
 
 
 @pytest.fixture

@@ -17,32 +17,24 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from harness import LocalFormation, diagnostics, local_formation, run_cli
-from harness import wait_until as _wait_until
+from harness import LocalFormation, local_formation, run_cli, wait_until
 
 from patroni_citus import metadata, patroni_api
 from patroni_citus.local.layout import MemberLayout
 from patroni_citus.settings import Credentials
 
 pytestmark = pytest.mark.integration
-CURRENT: list[LocalFormation] = []
 CLI_OUTPUTS: list[str] = []
 OLD_PASSWORD: dict[str, str] = {}
 # ':' and '\\' need escaping in pgpass files and conninfo strings; 'é' takes SASLprep's non-ASCII path.
 NEW_PASSWORD = f"Rot:{secrets.token_urlsafe(18)}\\é"
 
 
-def wait_until(what: str, probe, timeout: float = 60.0) -> object:  # type: ignore[no-untyped-def]
-    return _wait_until(what, probe, timeout, explain=lambda: diagnostics(CURRENT[0]) if CURRENT else "")
-
-
 @pytest.fixture(scope="module")
 def formation() -> Iterator[LocalFormation]:
     with local_formation(workers=1, members=2) as running:
-        CURRENT.append(running)
         OLD_PASSWORD["superuser"] = running.password
         yield running
-        CURRENT.clear()
 
 
 @pytest.fixture(scope="module")

@@ -21,29 +21,21 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import LocalFormation, diagnostics, local_formation, run_cli
-from harness import wait_until as _wait_until
+from harness import LocalFormation, local_formation, run_cli, wait_until
 
 from patroni_citus import dcs, patroni_api
 from patroni_citus.local.layout import MemberLayout
 from patroni_citus.settings import Credentials
 
 pytestmark = pytest.mark.integration
-CURRENT: list[LocalFormation] = []
 #: stdout + stderr of every CLI run in this module, grepped for secrets by the last test.
 CLI_OUTPUTS: list[str] = []
-
-
-def wait_until(what: str, probe, timeout: float = 60.0) -> object:  # type: ignore[no-untyped-def]
-    return _wait_until(what, probe, timeout, explain=lambda: diagnostics(CURRENT[0]) if CURRENT else "")
 
 
 @pytest.fixture(scope="module")
 def formation() -> Iterator[LocalFormation]:
     with local_formation(workers=1, members=1) as running:
-        CURRENT.append(running)
         yield running
-        CURRENT.clear()
 
 
 def cli(

@@ -8,27 +8,19 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from harness import LocalFormation, diagnostics, local_formation, run_cli
-from harness import wait_until as _wait_until
+from harness import LocalFormation, local_formation, run_cli, wait_until
 
 from patroni_citus import patroni_api
 from patroni_citus.settings import Credentials
 
 pytestmark = pytest.mark.integration
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "status.schema.json").read_text())
-CURRENT: list[LocalFormation] = []
-
-
-def wait_until(what: str, probe, timeout: float = 60.0) -> object:  # type: ignore[no-untyped-def]
-    return _wait_until(what, probe, timeout, explain=lambda: diagnostics(CURRENT[0]) if CURRENT else "")
 
 
 @pytest.fixture(scope="module")
 def formation() -> Iterator[LocalFormation]:
     with local_formation(workers=2, members=1) as running:
-        CURRENT.append(running)
         yield running
-        CURRENT.clear()
 
 
 def config_of(formation: LocalFormation) -> str:
