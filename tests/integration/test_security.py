@@ -57,6 +57,12 @@ def rest_auth(formation: LocalFormation) -> Credentials:
     return Credentials("patroni", secrets_of(formation)["restapi.password"])
 
 
+def callback_moves(formation: LocalFormation) -> int:
+    """How many times the callbacks logged moving group 1's row (in any member's log)."""
+    logs = (member.log_path.read_text(errors="replace") for member in formation.layout.all_members())
+    return sum(text.count("done: move group 1 primary") for text in logs)
+
+
 def coordinator(formation: LocalFormation) -> MemberLayout:
     return formation.layout.member(0, 0)
 
@@ -164,6 +170,7 @@ def test_wrong_superuser_password_fails_reconcile_cleanly(formation: LocalFormat
         dbname="citus",
         params=("127.0.0.9", worker.postgres_port),
     )
+    moves_before = callback_moves(formation)
     wrong = "Wrong-superuser-pw-42"
     config = config_copy(formation, tmp_path, superuser=wrong)
     for command in (("reconcile",), ("reconcile", "--dry-run")):
@@ -182,7 +189,11 @@ def test_wrong_superuser_password_fails_reconcile_cleanly(formation: LocalFormat
         for p in problems
     ), problems
     assert wrong not in result.stdout + result.stderr
-    assert group_one_row(formation) == ("127.0.0.9", worker.postgres_port), "nothing may have been changed"
+    # The failed commands changed nothing. Only a callback may legitimately have converged the row
+    # meanwhile (seen once in CI after a busy preceding module); then its log line says so.
+    if group_one_row(formation) != ("127.0.0.9", worker.postgres_port):
+        assert callback_moves(formation) > moves_before, "the row moved, and no callback logged moving it"
+        return
     assert (
         "did: move group 1 primary" in cli("reconcile", "-c", str(coordinator(formation).config_path)).stdout
     )
