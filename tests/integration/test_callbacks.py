@@ -128,16 +128,6 @@ class Writer:
             connection.close()
 
 
-@pytest.fixture
-def writer(formation: LocalFormation) -> Iterator[Writer]:
-    load = Writer(formation)
-    thread = threading.Thread(target=load.run, daemon=True)
-    thread.start()
-    yield load
-    load.stop.set()
-    thread.join(10)
-
-
 def assert_no_acknowledged_write_lost(formation: LocalFormation, writer: Writer) -> None:
     writer.stop.set()
     time.sleep(0.2)

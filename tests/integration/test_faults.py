@@ -25,6 +25,7 @@ from test_callbacks import (
     member_named,
     metadata_matches_leaders,
     primary_rows,
+    restore,
     wait_ready_to_fail_over,
 )
 
@@ -41,25 +42,6 @@ SWITCHOVERS = int(os.environ.get("PATRONI_CITUS_TEST_SWITCHOVERS", "10"))
 def formation() -> Iterator[LocalFormation]:
     with local_formation(workers=2, members=2, extra_args=("--synchronous",)) as running:
         yield running
-
-
-@pytest.fixture
-def writer(formation: LocalFormation) -> Iterator[Writer]:
-    load = Writer(formation)
-    thread = threading.Thread(target=load.run, daemon=True)
-    thread.start()
-    yield load
-    load.stop.set()
-    thread.join(10)
-
-
-def restore(formation: LocalFormation, name: str) -> None:
-    run_cli("local", "start-member", "--base-dir", str(formation.base), name)
-    wait_until(
-        f"{name} to rejoin as a running member",
-        lambda: any(m["name"] == name and m["state"] == "running" for m in formation.status()["members"]),
-        120,
-    )
 
 
 def group_row(formation: LocalFormation, group: int) -> tuple[str, int]:
