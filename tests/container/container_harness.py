@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -135,6 +136,7 @@ def podman_service(workdir: Path) -> Iterator[tuple[str, docker.DockerClient]]:
 
     socket_path = workdir / "podman.sock"
     url = f"unix://{socket_path}"
+    monitors_before = set(conmon_pids())
     with (workdir / "podman-service.log").open("w") as log:
         service = subprocess.Popen(
             ["podman", "system", "service", "--time=0", url],
@@ -166,6 +168,34 @@ def podman_service(workdir: Path) -> Iterator[tuple[str, docker.DockerClient]]:
             except subprocess.TimeoutExpired:
                 service.kill()
                 service.wait(timeout=15)
+            stop_orphaned_monitors(monitors_before)
+
+
+def conmon_pids() -> dict[int, str]:
+    """Live conmon processes (podman's per-container and per-exec monitors) and their container ids."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"conmon") and b"-c" in argv:
+            found[int(entry.name)] = argv[argv.index(b"-c") + 1].decode(errors="replace")
+    return found
+
+
+def stop_orphaned_monitors(before: set[int]) -> None:
+    """conmon monitors started during the tests whose container is gone (exec/healthcheck sessions
+    seen lingering under podman 4.3) would outlive the tests: stop them."""
+    for pid, container_id in conmon_pids().items():
+        if pid in before:
+            continue
+        exists = subprocess.run(["podman", "container", "exists", container_id], check=False).returncode == 0
+        if not exists:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 def podman_healthcheck(container_id: str) -> bool:
