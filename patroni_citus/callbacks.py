@@ -81,7 +81,13 @@ def on_event(config: MemberConfig, action: str, role: str) -> None:
         "%s %s %s (Citus %s, group %d)", config.name, action, role, config.citus.role, config.citus.group
     )
     if action == "on_start":
-        _best_effort("shared_preload_libraries check", lambda: convergence.ensure_preload_in_dcs(config))
+        check = "shared_preload_libraries check"
+        _best_effort(
+            check,
+            lambda: convergence.with_retries(
+                check, lambda: convergence.ensure_preload_in_dcs(config), config.citus.registration_timeout
+            ),
+        )
     if role in LEADER_ROLES:
         _best_effort("convergence", lambda: _converge_as_primary(config))
 

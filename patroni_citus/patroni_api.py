@@ -33,10 +33,12 @@ def _request(
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             payload = response.read()
     except urllib.error.HTTPError as exc:
-        # Patroni answers GET /patroni with 503 on a replica or a stopped member, still with a JSON body.
-        payload = exc.read()
-        if method != "GET" or not payload:
-            raise UnreachableError(f"Patroni REST API {method} {url} answered HTTP {exc.code}") from None
+        # Every endpoint used here answers 200 when it can; anything else (e.g. GET /config's 502
+        # while Patroni cannot read the DCS) must never be mistaken for an answer.
+        reason = _plain_reason(exc.read())
+        raise UnreachableError(
+            f"Patroni REST API {method} {url} answered HTTP {exc.code}" + (f": {reason}" if reason else "")
+        ) from None
     except (OSError, urllib.error.URLError) as exc:
         raise UnreachableError(f"cannot reach Patroni REST API at {url}: {exc}") from None
     try:
@@ -45,6 +47,20 @@ def _request(
         # Write endpoints such as /switchover answer with a plain-text sentence.
         return {"message": payload.decode(errors="replace").strip()}
     return result if isinstance(result, dict) else {"value": result}
+
+
+def _plain_reason(payload: bytes) -> str:
+    """Patroni's one-line refusal text (e.g. why a switchover was refused); HTML error pages dropped.
+
+    >>> _plain_reason(b"Switchover could be performed only from a specific member")
+    'Switchover could be performed only from a specific member'
+    >>> _plain_reason(b"<!DOCTYPE HTML>\\n<html>...</html>")
+    ''
+    """
+    text = payload.decode(errors="replace").strip()
+    if not text or text.startswith("<"):
+        return ""
+    return text.splitlines()[0][:200]
 
 
 def member_status(rest_url: str, timeout: float = 3.0) -> JsonObject:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
-from harness import LocalFormation
+from harness import RUNNING, LocalFormation, diagnostics
 from test_callbacks import Writer
 
 
@@ -19,3 +19,12 @@ def writer(formation: LocalFormation) -> Iterator[Writer]:
     yield load
     load.stop.set()
     thread.join(10)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    """A failed scenario's report carries the formation's DCS keys and log tails: CI keeps nothing else."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and RUNNING:
+        report.sections.append(("formation at failure", diagnostics(RUNNING[-1])))

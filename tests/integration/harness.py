@@ -257,4 +257,11 @@ def diagnostics(formation: LocalFormation, log_lines: int = 25) -> str:
         interesting = [line for line in lines if "no action" not in line][-log_lines:]
         parts.append(f"--- {member.name} ({member.log_path})")
         parts.extend(interesting)
+    etcd_log = formation.layout.etcd_dir / "etcd.log"
+    try:
+        slow = [line for line in etcd_log.read_text(errors="replace").splitlines() if "too long" in line]
+    except OSError:
+        slow = []
+    parts.append(f"--- etcd: {len(slow)} slow-request warnings ({etcd_log})")
+    parts.extend(line[:300] for line in slow[-5:])
     return "\n".join(parts)
