@@ -19,7 +19,7 @@ import click
 from patroni_citus import __version__, convergence, drill, entrypoint, rotation, status, switchover
 from patroni_citus.errors import ConfigurationError, PatroniCitusError
 from patroni_citus.local import formation
-from patroni_citus.local.layout import FormationLayout
+from patroni_citus.local.layout import NETWORKS, FormationLayout
 from patroni_citus.member_config import load_member_config
 from patroni_citus.settings import Credentials, load_settings
 from patroni_citus.template import default_scripts_dir, render_config, write_private_file
@@ -102,7 +102,7 @@ def entrypoint_command(config_path: Path) -> None:
 
 @cli.group()
 def local() -> None:
-    """A local formation on 127.0.0.1: etcd plus one Patroni cluster per Citus group."""
+    """A local formation on this machine: etcd plus one Patroni cluster per Citus group."""
 
 
 base_dir_option = click.option(
@@ -144,6 +144,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
     "--synchronous", is_flag=True, help="Patroni synchronous_mode: no acknowledged write lost on failover."
 )
 @click.option(
+    "--network",
+    type=click.Choice(NETWORKS),
+    default="loopback",
+    show_default=True,
+    help="netns: each member in its own network namespace, so `local isolate` can cut it off (root).",
+)
+@click.option(
     "--timeout", type=float, default=240.0, show_default=True, help="Seconds to wait for each phase."
 )
 @reports_errors
@@ -157,10 +164,13 @@ def local_up(
     pg_bindir: Path | None,
     mode: str,
     synchronous: bool,
+    network: str,
     timeout: float,
 ) -> None:
     """Start etcd and every member; print progress and the coordinator's connection string."""
-    layout = FormationLayout(str(base_dir.absolute()), name, workers, members, port_base, synchronous, mode)
+    layout = FormationLayout(
+        str(base_dir.absolute()), name, workers, members, port_base, synchronous, mode, network
+    )
     formation.up(layout, citus, pg_bindir, progress, timeout)
 
 
@@ -202,6 +212,24 @@ def local_stop_member(base_dir: Path, name: str, kill: bool) -> None:
 def local_start_member(base_dir: Path, name: str) -> None:
     """Start one stopped member again."""
     formation.start_member(base_dir.absolute(), name, progress)
+
+
+@local.command("isolate")
+@base_dir_option
+@click.argument("name")
+@reports_errors
+def local_isolate(base_dir: Path, name: str) -> None:
+    """Cut one member off etcd, the other members and the coordinator (--network netns formations)."""
+    formation.set_member_connected(base_dir.absolute(), name, False, progress)
+
+
+@local.command("heal")
+@base_dir_option
+@click.argument("name")
+@reports_errors
+def local_heal(base_dir: Path, name: str) -> None:
+    """Connect an isolated member again."""
+    formation.set_member_connected(base_dir.absolute(), name, True, progress)
 
 
 def _member_table(reports: list[formation.MemberReport]) -> str:

@@ -111,8 +111,10 @@ def load_member_config(path: Path) -> MemberConfig:
             bootstrap_parameters["max_prepared_transactions"]
         )
     node_conninfo = str(bootstrap_parameters.get("citus.node_conninfo") or "")
-    if node_conninfo.startswith("sslmode="):
-        citus_environment["CITUS_NODE_SSLMODE"] = node_conninfo.removeprefix("sslmode=")
+    if node_conninfo:
+        keywords = dict(part.partition("=")[::2] for part in node_conninfo.split())
+        citus_environment["CITUS_NODE_SSLMODE"] = keywords.get("sslmode", "")
+        citus_environment["CITUS_NODE_TCP_USER_TIMEOUT"] = keywords.get("tcp_user_timeout", "0")
     etcd = _optional_section(config, "etcd3", "etcd3", path)
     hosts = etcd.get("hosts") or []
     if not isinstance(hosts, str | list):

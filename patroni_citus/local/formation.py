@@ -1,4 +1,4 @@
-"""Bring a local formation (etcd + one Patroni cluster per Citus group) up and down on 127.0.0.1.
+"""Bring a local formation (etcd + one Patroni cluster per Citus group) up and down on this machine.
 
 Each member is a real Patroni managing a real PostgreSQL, configured by the same settings and
 template an operator's container uses, so the local formation exercises the product itself.
@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from patroni_citus import convergence, patroni_api, rotation
-from patroni_citus.errors import PatroniCitusError, UnreachableError
-from patroni_citus.local import pgtree, processes
+from patroni_citus import convergence, dcs, patroni_api, rotation
+from patroni_citus.errors import ConfigurationError, PatroniCitusError, UnreachableError
+from patroni_citus.local import network, pgtree, processes
 from patroni_citus.local.layout import LOOPBACK, FormationLayout, FormationState, MemberLayout
 from patroni_citus.member_config import load_member_config
 from patroni_citus.settings import load_settings
@@ -94,12 +94,12 @@ def member_environment(layout: FormationLayout, member: MemberLayout, bindir: Pa
     return {
         "PATRONI_SCOPE": member.scope,
         "PATRONI_NAME": member.name,
-        "PATRONI_ETCD3_HOSTS": f"{LOOPBACK}:{layout.etcd_client_port}",
-        "PATRONI_RESTAPI_LISTEN": f"{LOOPBACK}:{member.rest_port}",
-        "PATRONI_RESTAPI_CONNECT_ADDRESS": f"{LOOPBACK}:{member.rest_port}",
+        "PATRONI_ETCD3_HOSTS": f"{layout.host_address}:{layout.etcd_client_port}",
+        "PATRONI_RESTAPI_LISTEN": f"{member.host}:{member.rest_port}",
+        "PATRONI_RESTAPI_CONNECT_ADDRESS": f"{member.host}:{member.rest_port}",
         "PATRONI_RESTAPI_PASSWORD_FILE": str(_password(layout, "restapi")),
-        "PATRONI_POSTGRESQL_LISTEN": f"{LOOPBACK}:{member.postgres_port}",
-        "PATRONI_POSTGRESQL_CONNECT_ADDRESS": f"{LOOPBACK}:{member.postgres_port}",
+        "PATRONI_POSTGRESQL_LISTEN": f"{member.host}:{member.postgres_port}",
+        "PATRONI_POSTGRESQL_CONNECT_ADDRESS": f"{member.host}:{member.postgres_port}",
         "PATRONI_POSTGRESQL_DATA_DIR": str(member.data_dir),
         "PATRONI_POSTGRESQL_BIN_DIR": str(bindir),
         "PATRONI_POSTGRESQL_PGPASS": str(Path(member.directory) / "pgpass"),
@@ -111,7 +111,7 @@ def member_environment(layout: FormationLayout, member: MemberLayout, bindir: Pa
         "PATRONI_RETRY_TIMEOUT": "5",
         "PATRONI_SYNCHRONOUS_MODE": "true" if layout.synchronous else "false",
         "PG_SOCKET_DIR": str(member.socket_dir),
-        "PG_ALLOWED_NETWORKS": f"{LOOPBACK}/32",
+        "PG_ALLOWED_NETWORKS": layout.allowed_networks,
         "CITUS_ENABLE": "true",
         "CITUS_ROLE": "coordinator" if member.group == 0 else "worker",
         "CITUS_GROUP": str(member.group),
@@ -192,14 +192,15 @@ def pgpass_escape(value: str) -> str:
 
 def _write_operator_pgpass(layout: FormationLayout) -> None:
     password = pgpass_escape(_password(layout, "superuser").read_text().rstrip("\r\n"))
-    lines = [f"{LOOPBACK}:{m.postgres_port}:*:{SUPERUSER}:{password}" for m in layout.all_members()]
+    lines = [f"{m.host}:{m.postgres_port}:*:{SUPERUSER}:{password}" for m in layout.all_members()]
     write_private_file(layout.pgpass_path, "\n".join(lines) + "\n")
 
 
 def _start_etcd(layout: FormationLayout, report: Reporter) -> int:
     layout.etcd_dir.mkdir(parents=True, exist_ok=True)
-    client = f"http://{LOOPBACK}:{layout.etcd_client_port}"
-    peer = f"http://{LOOPBACK}:{layout.etcd_peer_port}"
+    client = f"http://{layout.host_address}:{layout.etcd_client_port}"
+    peer = f"http://{layout.host_address}:{layout.etcd_peer_port}"
+    listen = ",".join(dict.fromkeys((f"http://{LOOPBACK}:{layout.etcd_client_port}", client)))
     etcd = shutil.which("etcd")
     if etcd is None:
         raise FormationError("etcd is not installed; apt-get install etcd-server")
@@ -211,7 +212,7 @@ def _start_etcd(layout: FormationLayout, report: Reporter) -> int:
             "--data-dir",
             str(layout.etcd_dir / "data"),
             "--listen-client-urls",
-            client,
+            listen,
             "--advertise-client-urls",
             client,
             "--listen-peer-urls",
@@ -288,7 +289,7 @@ def formation_address(layout: FormationLayout) -> tuple[FormationAddress, bool]:
     config = load_member_config(layout.member(0, 0).config_path)
     if layout.mode == "callbacks":
         return convergence.member_address(config), config.citus.standalone
-    endpoints = tuple((LOOPBACK, m.postgres_port) for m in layout.group_members(0))
+    endpoints = tuple((m.host, m.postgres_port) for m in layout.group_members(0))
     address = FormationAddress(
         etcd_hosts=config.etcd_hosts,
         namespace=config.namespace,
@@ -301,6 +302,20 @@ def formation_address(layout: FormationLayout) -> tuple[FormationAddress, bool]:
     return address, layout.workers == 0
 
 
+def _unregistered(layout: FormationLayout, address: FormationAddress, standalone: bool) -> str:
+    """What still keeps pg_dist_node from matching the DCS; empty once every group is registered.
+
+    A group whose leader key is not written yet (Patroni writes it after post_bootstrap) plans no
+    change, so it counts as pending here rather than as registered.
+    """
+    clusters = dcs.read_clusters(address.etcd_hosts, address.namespace)
+    led = {leader.group for leader in convergence.formation_leaders(clusters, address)}
+    leaderless = sorted(set(range(layout.workers + 1)) - led)
+    if leaderless:
+        return f"no running leader in the DCS yet for group(s) {', '.join(map(str, leaderless))}"
+    return "; ".join(change.describe() for change in convergence.reconcile(address, standalone, dry_run=True))
+
+
 def _wait_for_metadata(layout: FormationLayout, report: Reporter, timeout: float) -> None:
     """Wait until every group's leader is registered in the coordinator's pg_dist_node."""
     address, standalone = formation_address(layout)
@@ -308,9 +323,7 @@ def _wait_for_metadata(layout: FormationLayout, report: Reporter, timeout: float
     last = ""
     while True:
         try:
-            changes = convergence.reconcile(address, standalone, dry_run=True)
-            pending = [change.describe() for change in changes]
-            seen = "; ".join(pending) if pending else ""
+            seen = _unregistered(layout, address, standalone)
         except PatroniCitusError as exc:
             seen = str(exc)
         if not seen:
@@ -326,8 +339,11 @@ def _wait_for_metadata(layout: FormationLayout, report: Reporter, timeout: float
 
 def _spawn_member(state: FormationState, member: MemberLayout, user: Any) -> int:
     bindir = Path(state.bindir)
+    argv = [str(default_scripts_dir() / "patroni"), str(member.config_path)]
+    if state.layout.network == "netns":  # root enters the namespace, then setpriv drops to the user
+        argv, user = network.run_inside(state.layout, member, user, argv), None
     pid = processes.spawn(
-        [str(default_scripts_dir() / "patroni"), str(member.config_path)],
+        argv,
         member.log_path,
         cwd=Path(member.directory),
         env=_daemon_environment(bindir, Path(member.directory)),
@@ -356,6 +372,8 @@ def up(
                 f"{existing.layout.members} members, port base {existing.layout.port_base}); "
                 "use those options, another --base-dir, or `local down --purge`"
             )
+    if layout.network == "netns" and os.geteuid() != 0:
+        raise ConfigurationError("--network", layout.network, "netns needs root (ip netns); use loopback")
     user = processes.service_user()
     layout.base.mkdir(parents=True, exist_ok=True)
     os.chmod(layout.base, 0o755)  # noqa: S103 - the service user must traverse it to reach its own directories
@@ -367,6 +385,9 @@ def up(
         for member in layout.all_members():
             _prepare_member(layout, member, bindir, user)
         _write_operator_pgpass(layout)
+        state.save()
+        if layout.network == "netns":
+            network.create(layout, report)
         state.etcd_pid = _start_etcd(layout, report)
         state.save()
         for member in layout.all_members():
@@ -420,6 +441,8 @@ def down(base_dir: Path, purge: bool, report: Reporter) -> None:
     state.etcd_pid = None
     state.member_pids = {}
     state.save()
+    if state.layout.network == "netns":
+        network.remove(state.layout, report)
     if purge:
         shutil.rmtree(base_dir)
         report(f"removed {base_dir}")
@@ -446,7 +469,7 @@ def shell_environment(base_dir: Path) -> dict[str, str]:
     coordinators = layout.group_members(0)
     return {
         "PATRONI_CITUS_CONFIG": str(layout.member(0, 0).config_path),
-        "PGHOST": ",".join(LOOPBACK for _ in coordinators),
+        "PGHOST": ",".join(m.host for m in coordinators),
         "PGPORT": ",".join(str(m.postgres_port) for m in coordinators),
         "PGUSER": SUPERUSER,
         "PGDATABASE": DATABASE,
@@ -485,6 +508,22 @@ def start_member(base_dir: Path, name: str, report: Reporter) -> int:
     pid = _spawn_member(state, member, processes.service_user())
     report(f"{name}: Patroni started (pid {pid})")
     return pid
+
+
+def set_member_connected(base_dir: Path, name: str, connected: bool, report: Reporter) -> None:
+    """Cut one member off the network (a partition) or join it again; needs ``up --network netns``."""
+    state = _load_state(base_dir)
+    member = _find_member(state, name)
+    if state.layout.network != "netns":
+        raise FormationError(
+            f"{name} shares 127.0.0.1 with everything else, so its traffic cannot be cut alone; "
+            "start the formation with `local up --network netns` (as root)"
+        )
+    network.set_connected(state.layout, member, connected)
+    if connected:
+        report(f"{name}: link {network.machine_link(state.layout, member)} up: connected again")
+    else:
+        report(f"{name}: link {network.machine_link(state.layout, member)} down: cut off from everything")
 
 
 def status(base_dir: Path) -> tuple[FormationState, list[MemberReport]]:

@@ -18,6 +18,9 @@ LOOPBACK = "127.0.0.1"
 # callbacks: this project (one Patroni scope per group); builtin: Patroni's own `citus:` mode, one
 # scope for the whole formation, kept only to compare against in drills and benchmarks.
 MODES = ("callbacks", "builtin")
+# loopback: every process on 127.0.0.1 (no privileges needed); netns: each member a host of its own in a
+# network namespace on a bridge, so one member's traffic can be cut (partition drills; needs root).
+NETWORKS = ("loopback", "netns")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class MemberLayout:
     postgres_port: int
     rest_port: int
     directory: str
+    host: str = LOOPBACK
 
     @property
     def data_dir(self) -> Path:
@@ -50,7 +54,7 @@ class MemberLayout:
 
     @property
     def rest_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.rest_port}"
+        return f"http://{self.host}:{self.rest_port}"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class FormationLayout:
     port_base: int = 25000
     synchronous: bool = False
     mode: str = "callbacks"
+    network: str = "loopback"
 
     def __post_init__(self) -> None:
         if not 0 <= self.workers <= MAX_WORKERS:
@@ -72,12 +77,29 @@ class FormationLayout:
             raise ConfigurationError("--members", str(self.members), f"use 1 to {MAX_MEMBERS}")
         if self.mode not in MODES:
             raise ConfigurationError("--mode", self.mode, f"use one of {', '.join(MODES)}")
+        if self.network not in NETWORKS:
+            raise ConfigurationError("--network", self.network, f"use one of {', '.join(NETWORKS)}")
         if not 1024 <= self.port_base <= 65535 - 300:
             raise ConfigurationError("--port-base", str(self.port_base), f"use 1024 to {65535 - 300}")
 
     @property
     def base(self) -> Path:
         return Path(self.base_dir)
+
+    @property
+    def subnet_prefix(self) -> str:
+        """netns: the formation's own /24, told apart from other formations' by the port base."""
+        return f"10.213.{self.port_base // 100 % 256}"
+
+    @property
+    def host_address(self) -> str:
+        """Where etcd listens and where the members see this machine (the bridge, with netns)."""
+        return LOOPBACK if self.network == "loopback" else f"{self.subnet_prefix}.1"
+
+    @property
+    def allowed_networks(self) -> str:
+        """PG_ALLOWED_NETWORKS: only the formation's own addresses."""
+        return f"{LOOPBACK}/32" if self.network == "loopback" else f"{self.subnet_prefix}.0/24"
 
     @property
     def etcd_client_port(self) -> int:
@@ -117,6 +139,7 @@ class FormationLayout:
             postgres_port=self.port_base + 100 + slot,
             rest_port=self.port_base + 200 + slot,
             directory=str(self.base / f"group{group}" / f"member{index}"),
+            host=LOOPBACK if self.network == "loopback" else f"{self.subnet_prefix}.{10 + slot}",
         )
 
     def all_members(self) -> list[MemberLayout]:
@@ -129,12 +152,12 @@ class FormationLayout:
 
     def coordinator_hosts(self) -> str:
         """CITUS_COORDINATOR_HOST for every member: all coordinator candidates, with their ports."""
-        return ",".join(f"{LOOPBACK}:{m.postgres_port}" for m in self.group_members(0))
+        return ",".join(f"{m.host}:{m.postgres_port}" for m in self.group_members(0))
 
     def coordinator_dsn(self, database: str, user: str) -> str:
         """libpq multi-host string that always reaches the coordinator group's current primary."""
         members = self.group_members(0)
-        hosts = ",".join(LOOPBACK for _ in members)
+        hosts = ",".join(m.host for m in members)
         ports = ",".join(str(m.postgres_port) for m in members)
         return (
             f"host={hosts} port={ports} dbname={database} user={user} "

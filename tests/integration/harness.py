@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import psycopg2
 import psycopg2.extensions
 
+from patroni_citus.local import network as local_network
 from patroni_citus.local import pgtree
 from patroni_citus.local.layout import FormationLayout, FormationState, MemberLayout
 from patroni_citus.template import default_scripts_dir
@@ -138,7 +139,7 @@ class LocalFormation:
 
     def connect(self, member: MemberLayout, dbname: str = "postgres") -> psycopg2.extensions.connection:
         connection = psycopg2.connect(
-            host="127.0.0.1",
+            host=member.host,
             port=member.postgres_port,
             user="postgres",
             password=self.password,
@@ -190,13 +191,13 @@ def callbacks_running(base: Path) -> list[str]:
 
 @contextmanager
 def local_formation(
-    workers: int = 1, members: int = 2, extra_args: tuple[str, ...] = ()
+    workers: int = 1, members: int = 2, extra_args: tuple[str, ...] = (), network: str = "loopback"
 ) -> Iterator[LocalFormation]:
     """Start a formation through the CLI; always stop it and remove its directory afterwards."""
     base = Path(tempfile.mkdtemp(prefix="patroni-citus-it-"))
     os.chmod(base, 0o755)  # noqa: S103 - the postgres OS user must traverse it
     choice = citus_choice()
-    layout = FormationLayout(str(base), "it", workers, members, free_port_base())
+    layout = FormationLayout(str(base), "it", workers, members, free_port_base(), network=network)
     args = [
         "local",
         "up",
@@ -214,6 +215,8 @@ def local_formation(
         choice,
         "--pg-bindir",
         str(source_bindir()),
+        "--network",
+        network,
         *extra_args,
     ]
     try:
@@ -235,6 +238,19 @@ def local_formation(
             os.kill(int(line.split(":")[0]), 9)
         shutil.rmtree(base, ignore_errors=True)
         assert not leftovers, f"processes left behind by the formation: {leftovers}"
+        if network == "netns":
+            left = network_leftovers(layout)
+            assert not left, f"network left behind by the formation: {left}"
+
+
+def network_leftovers(layout: FormationLayout) -> list[str]:
+    """The formation's namespaces and bridge if still there (removed by `local down`, else here)."""
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    left = [name for name in names.split() if name.startswith(f"{local_network.bridge(layout)}-")]
+    left += [local_network.bridge(layout)] if local_network.exists(layout) else []
+    if left:
+        local_network.remove(layout, lambda _line: None)
+    return left
 
 
 def diagnostics(formation: LocalFormation, log_lines: int = 25) -> str:
@@ -243,7 +259,9 @@ def diagnostics(formation: LocalFormation, log_lines: int = 25) -> str:
 
     parts = []
     try:
-        keys = dcs.read_prefix([f"127.0.0.1:{formation.layout.etcd_client_port}"], "/service/")
+        keys = dcs.read_prefix(
+            [f"{formation.layout.host_address}:{formation.layout.etcd_client_port}"], "/service/"
+        )
         parts.extend(
             f"{key} = {value[:300]}" for key, value in sorted(keys.items()) if "/members/" not in key
         )

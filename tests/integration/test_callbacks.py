@@ -62,7 +62,8 @@ def metadata_matches_leaders(formation: LocalFormation, on_member: str | None = 
         leader = leader_of(formation, group)
         if leader is None:
             return False
-        expected = ("127.0.0.1", member_named(formation, leader).postgres_port, True)
+        member = member_named(formation, leader)
+        expected = (member.host, member.postgres_port, True)
         if rows.get(group) != expected:
             return False
     return set(rows) == set(range(formation.layout.workers + 1))

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import LocalFormation, local_formation, run_cli, wait_until
+from harness import LocalFormation, callbacks_running, local_formation, run_cli, wait_until
 
 from patroni_citus import dcs, patroni_api
 from patroni_citus.local.layout import MemberLayout
@@ -200,7 +200,8 @@ def test_wrong_superuser_password_fails_reconcile_cleanly(formation: LocalFormat
     ), problems
     assert wrong not in result.stdout + result.stderr
     # The failed commands changed nothing. Only a callback may legitimately have converged the row
-    # meanwhile (seen once in CI after a busy preceding module); then its log line says so.
+    # meanwhile (seen once in CI after a busy preceding module); then its log line says so, once done.
+    wait_until("callbacks under way to finish", lambda: not callbacks_running(formation.base), 120)
     if group_one_row(formation) != ("127.0.0.9", worker.postgres_port):
         assert callback_moves(formation) > moves_before, "the row moved, and no callback logged moving it"
         return

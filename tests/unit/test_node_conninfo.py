@@ -1,4 +1,5 @@
-"""CITUS_NODE_SSLMODE: Citus's node-to-node connections can be made to require TLS."""
+"""citus.node_conninfo: TLS for node-to-node connections (CITUS_NODE_SSLMODE) and a bound on how long
+a vanished peer can stall one (CITUS_NODE_TCP_USER_TIMEOUT)."""
 
 from __future__ import annotations
 
@@ -24,15 +25,15 @@ def dcs_parameters(environ: Mapping[str, str]) -> dict[str, Any]:
     return parameters
 
 
-def test_unset_leaves_citus_default(worker_env: dict[str, str]) -> None:
-    assert load_settings(worker_env).citus.node_sslmode is None
-    assert "citus.node_conninfo" not in dcs_parameters(worker_env)
+def test_unset_renders_citus_default_sslmode_and_a_tcp_user_timeout(worker_env: dict[str, str]) -> None:
+    assert load_settings(worker_env).citus.node_sslmode == "require"
+    assert dcs_parameters(worker_env)["citus.node_conninfo"] == "sslmode=require tcp_user_timeout=30000"
 
 
 @pytest.mark.parametrize("mode", SSLMODES)
 def test_each_sslmode_is_rendered_as_node_conninfo(worker_env: dict[str, str], mode: str) -> None:
     parameters = dcs_parameters(worker_env | {"CITUS_NODE_SSLMODE": mode})
-    assert parameters["citus.node_conninfo"] == f"sslmode={mode}"
+    assert parameters["citus.node_conninfo"] == f"sslmode={mode} tcp_user_timeout=30000"
 
 
 def test_sslmode_is_case_and_space_insensitive(worker_env: dict[str, str]) -> None:
@@ -43,7 +44,31 @@ def test_sslmode_is_case_and_space_insensitive(worker_env: dict[str, str]) -> No
 
 
 def test_blank_sslmode_means_unset(worker_env: dict[str, str]) -> None:
-    assert load_settings(worker_env | {"CITUS_NODE_SSLMODE": "  "}).citus.node_sslmode is None
+    assert load_settings(worker_env | {"CITUS_NODE_SSLMODE": "  "}).citus.node_sslmode == "require"
+
+
+@pytest.mark.parametrize(
+    ("value", "conninfo"),
+    [
+        ("0", "sslmode=require"),
+        ("5000", "sslmode=require tcp_user_timeout=5000"),
+        (" 1 ", "sslmode=require tcp_user_timeout=1"),
+    ],
+)
+def test_tcp_user_timeout_is_rendered_or_left_out(
+    worker_env: dict[str, str], value: str, conninfo: str
+) -> None:
+    assert (
+        dcs_parameters(worker_env | {"CITUS_NODE_TCP_USER_TIMEOUT": value})["citus.node_conninfo"] == conninfo
+    )
+
+
+@pytest.mark.parametrize("value", ["-1", "30s", "3600001", "1e3", "30000 keepalives=0"])
+def test_bad_tcp_user_timeout_refused_with_one_line(worker_env: dict[str, str], value: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(worker_env | {"CITUS_NODE_TCP_USER_TIMEOUT": value})
+    message = str(refused.value)
+    assert message.startswith("CITUS_NODE_TCP_USER_TIMEOUT=") and "\n" not in message
 
 
 def test_disabled_citus_renders_no_node_conninfo(base_env: dict[str, str]) -> None:
@@ -76,3 +101,16 @@ def test_sslmode_round_trips_through_member_config(
     member = load_member_config(config_path)
     assert member.citus == settings.citus
     assert member.citus.node_sslmode == "require"
+
+
+@pytest.mark.parametrize("timeout", ["0", "12345"])
+def test_tcp_user_timeout_round_trips_through_member_config(
+    worker_env: dict[str, str],
+    render_to_file: Callable[[Mapping[str, str]], tuple[Settings, Path]],
+    timeout: str,
+) -> None:
+    environ = worker_env | {"CITUS_NODE_SSLMODE": "verify-ca", "CITUS_NODE_TCP_USER_TIMEOUT": timeout}
+    settings, config_path = render_to_file(environ)
+    member = load_member_config(config_path)
+    assert member.citus == settings.citus
+    assert member.citus.node_tcp_user_timeout == int(timeout)
