@@ -372,8 +372,10 @@ def up(
                 f"{existing.layout.members} members, port base {existing.layout.port_base}); "
                 "use those options, another --base-dir, or `local down --purge`"
             )
-    if layout.network == "netns" and os.geteuid() != 0:
-        raise ConfigurationError("--network", layout.network, "netns needs root (ip netns); use loopback")
+    if layout.network == "netns":
+        if os.geteuid() != 0:
+            raise ConfigurationError("--network", layout.network, "netns needs root (ip netns); use loopback")
+        network.ensure_free(layout)  # before the try below, whose clean-up would remove that network
     user = processes.service_user()
     layout.base.mkdir(parents=True, exist_ok=True)
     os.chmod(layout.base, 0o755)  # noqa: S103 - the service user must traverse it to reach its own directories

@@ -60,13 +60,17 @@ def exists(layout: FormationLayout) -> bool:
     return _ip("link", "show", bridge(layout), check=False).returncode == 0
 
 
-def create(layout: FormationLayout, report: Reporter) -> None:
-    """The bridge on the machine, then per member a namespace with its address on a veth into it."""
+def ensure_free(layout: FormationLayout) -> None:
+    """Refuse before anything starts: the bridge's name (from the port base) belongs to another formation."""
     if exists(layout):
         raise NetworkError(
             f"bridge {bridge(layout)} already exists: another formation with port base {layout.port_base} "
             "is up, or one was not brought down (`local down`)"
         )
+
+
+def create(layout: FormationLayout, report: Reporter) -> None:
+    """The bridge on the machine, then per member a namespace with its address on a veth into it."""
     _ip("link", "add", bridge(layout), "type", "bridge")
     _ip("addr", "add", f"{layout.host_address}/24", "dev", bridge(layout))
     _ip("link", "set", bridge(layout), "up")
