@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -434,25 +435,69 @@ def status_command(
 @cli.command("reconcile")
 @formation_options
 @click.option("--dry-run", is_flag=True, help="Print the changes without making them.")
+@click.option(
+    "--every",
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="Keep running, reconciling again every SECONDS: a safety net beside the callbacks "
+    "(e.g. a sidecar); prints only rounds that changed or failed; SIGTERM or Ctrl-C stops it (exit 0).",
+)
 @json_option
 @reports_errors
 def reconcile_command(
     target: FormationTarget,
     dry_run: bool,
+    every: float | None,
     as_json: bool,
 ) -> None:
     """Point the coordinator's pg_dist_node at every group's current Patroni leader (idempotent)."""
+    if every is None:
+        changes = _reconcile_round(target, dry_run)
+        if as_json:
+            click.echo(json.dumps({"dry_run": dry_run, "changes": changes}, indent=2))
+            return
+        _echo_changes(changes, dry_run)
+        if not changes:
+            click.echo("nothing to change: every group's DCS config and pg_dist_node row are right")
+        return
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+    progress(f"reconciling every {every:g}s; SIGTERM or Ctrl-C stops")
+    try:
+        while True:
+            _reconcile_round_reported(target, dry_run, as_json)
+            time.sleep(every)
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+def _reconcile_round(target: FormationTarget, dry_run: bool) -> list[str]:
     changes = convergence.reconcile_preload(target.address, dry_run)
     planned = convergence.reconcile(target.address, target.standalone, dry_run=dry_run)
-    changes += [change.describe() for change in planned]
-    if as_json:
-        click.echo(json.dumps({"dry_run": dry_run, "changes": changes}, indent=2))
-        return
+    return changes + [change.describe() for change in planned]
+
+
+def _echo_changes(changes: list[str], dry_run: bool) -> None:
     verb = "would" if dry_run else "did"
     for change in changes:
         click.echo(f"{verb}: {change}")
-    if not changes:
-        click.echo("nothing to change: every group's DCS config and pg_dist_node row are right")
+
+
+def _reconcile_round_reported(target: FormationTarget, dry_run: bool, as_json: bool) -> None:
+    """One round of --every: an unreachable DCS or coordinator is reported and retried next round."""
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    try:
+        changes, error = _reconcile_round(target, dry_run), None
+    except PatroniCitusError as exc:
+        changes, error = [], str(exc)
+    if not changes and error is None:
+        return
+    if as_json:  # one JSON object per line
+        click.echo(json.dumps({"at": at, "dry_run": dry_run, "changes": changes, "error": error}))
+    elif error is not None:
+        click.echo(f"{at} UTC failed, retrying: {error}", err=True)
+    else:
+        click.echo(f"{at} UTC")
+        _echo_changes(changes, dry_run)
 
 
 @cli.command("switchover")

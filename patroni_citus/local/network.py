@@ -103,13 +103,6 @@ def set_connected(layout: FormationLayout, member: MemberLayout, connected: bool
     _ip("link", "set", machine_link(layout, member), "up" if connected else "down")
 
 
-def is_connected(layout: FormationLayout, member: MemberLayout) -> bool:
-    """Whether the member's link was left up: the UP flag, e.g. in ``<BROADCAST,MULTICAST,UP,LOWER_UP>``."""
-    shown = _ip("link", "show", machine_link(layout, member)).stdout
-    flags = shown.split("<", 1)[1].split(">", 1)[0].split(",") if "<" in shown else []
-    return "UP" in flags
-
-
 def run_inside(
     layout: FormationLayout, member: MemberLayout, user: pwd.struct_passwd, argv: Sequence[str]
 ) -> list[str]:

@@ -157,10 +157,17 @@ def test_bootstrap_registers_each_group_once_at_its_leader(formation: LocalForma
     assert set(primary_rows(formation)) == {0, 1, 2}
 
 
-def test_distributed_table_accepts_writes_and_reads(formation: LocalFormation) -> None:
+def create_drill_table(formation: LocalFormation) -> None:
+    """The distributed table the Writer loads, once every group is registered."""
+    wait_until("pg_dist_node to match every group's leader", lambda: metadata_matches_leaders(formation), 60)
     with coordinator_connection(formation) as connection, connection.cursor() as cursor:
         cursor.execute("CREATE TABLE drill (id bigint PRIMARY KEY, note text)")
         cursor.execute("SELECT create_distributed_table('drill', 'id')")
+
+
+def test_distributed_table_accepts_writes_and_reads(formation: LocalFormation) -> None:
+    create_drill_table(formation)
+    with coordinator_connection(formation) as connection, connection.cursor() as cursor:
         cursor.execute("INSERT INTO drill SELECT g, 'seed' FROM generate_series(1, 200) g")
         cursor.execute("SELECT count(*), sum(id) FROM drill")
         assert cursor.fetchone() == (200, 20100)

@@ -21,6 +21,7 @@ from test_callbacks import (
     Writer,
     assert_no_acknowledged_write_lost,
     coordinator_connection,
+    create_drill_table,
     leader_of,
     member_named,
     metadata_matches_leaders,
@@ -51,10 +52,7 @@ def group_row(formation: LocalFormation, group: int) -> tuple[str, int]:
 
 
 def test_distributed_table_for_the_write_load(formation: LocalFormation) -> None:
-    wait_until("pg_dist_node to match every group's leader", lambda: metadata_matches_leaders(formation), 60)
-    with coordinator_connection(formation) as connection, connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE drill (id bigint PRIMARY KEY, note text)")
-        cursor.execute("SELECT create_distributed_table('drill', 'id')")
+    create_drill_table(formation)
 
 
 def test_two_worker_groups_killed_at_once_both_move_and_lose_nothing(

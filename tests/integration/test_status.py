@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
-from harness import LocalFormation, local_formation, run_cli, wait_until
+from harness import CLI, LocalFormation, local_formation, run_cli, wait_until
 
 from patroni_citus import patroni_api
 from patroni_citus.settings import Credentials
@@ -88,6 +90,46 @@ def test_row_pointing_elsewhere_is_reported_and_reconciled(formation: LocalForma
     wait_healthy(formation)
 
 
+def test_reconcile_every_mends_drift_as_it_appears_and_stops_on_sigterm(formation: LocalFormation) -> None:
+    """The safety net: a loop that mends drift no callback will (nothing happened in Patroni)."""
+    loop = subprocess.Popen(
+        [CLI, "reconcile", "-c", config_of(formation), "--every", "1", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        worker = formation.layout.member(2, 0)
+        formation.query(
+            formation.layout.member(0, 0),
+            "SELECT citus_update_node(nodeid, %s, %s) FROM pg_dist_node WHERE groupid = 2",
+            dbname="citus",
+            params=("127.0.0.9", worker.postgres_port),
+        )
+        wait_healthy(formation, 30)
+        assert loop.poll() is None, "the loop ended by itself"
+    finally:
+        loop.send_signal(signal.SIGTERM)
+        stdout, stderr = loop.communicate(timeout=30)
+    assert loop.returncode == 0, stderr
+    assert stderr.startswith("reconciling every 1s"), stderr
+    rounds = [json.loads(line) for line in stdout.splitlines()]
+    assert [change for round_ in rounds for change in round_["changes"]] == [
+        f"move group 2 primary (node {node_id(formation, 2)}) from 127.0.0.9:{worker.postgres_port}"
+        f" to 127.0.0.1:{worker.postgres_port}"
+    ], rounds
+
+
+def node_id(formation: LocalFormation, group: int) -> int:
+    rows = formation.query(
+        formation.layout.member(0, 0),
+        "SELECT nodeid FROM pg_dist_node WHERE groupid = %s AND noderole = 'primary'",
+        dbname="citus",
+        params=(group,),
+    )
+    return int(rows[0][0])
+
+
 def test_citus_removed_from_dcs_config_is_reported_and_reconciled(formation: LocalFormation) -> None:
     member = formation.layout.member(1, 0)
     auth = Credentials("patroni", (formation.base / "secrets" / "restapi.password").read_text().strip())
@@ -131,6 +173,8 @@ def test_unreachable_coordinator_exits_two(formation: LocalFormation) -> None:
         ("status", "--dcs", "http://127.0.0.1:1", "--formation", "nowhere"),
         ("status", "-c", "/nonexistent/patroni.yml"),
         ("reconcile", "--bogus-flag"),
+        ("reconcile", "--every", "0"),
+        ("reconcile", "--every", "soon"),
     ],
 )
 def test_bad_flags_and_unreachable_dcs_exit_two(args: tuple[str, ...]) -> None:
