@@ -13,6 +13,7 @@ import pytest
 from harness import CLI, LocalFormation, local_formation, run_cli, wait_until
 
 from patroni_citus import patroni_api
+from patroni_citus.local.layout import MemberLayout
 from patroni_citus.settings import Credentials
 
 pytestmark = pytest.mark.integration
@@ -74,14 +75,20 @@ def test_dcs_and_formation_name_find_the_same_formation(formation: LocalFormatio
     assert len(json.loads(result.stdout)["members"]) == 3
 
 
-def test_row_pointing_elsewhere_is_reported_and_reconciled(formation: LocalFormation) -> None:
-    worker = formation.layout.member(1, 0)
+def point_row_elsewhere(formation: LocalFormation, group: int) -> MemberLayout:
+    """Drift no callback mends (nothing happens in Patroni): the group's row moves to 127.0.0.9."""
+    worker = formation.layout.member(group, 0)
     formation.query(
         formation.layout.member(0, 0),
-        "SELECT citus_update_node(nodeid, %s, %s) FROM pg_dist_node WHERE groupid = 1",
+        "SELECT citus_update_node(nodeid, %s, %s) FROM pg_dist_node WHERE groupid = %s",
         dbname="citus",
-        params=("127.0.0.9", worker.postgres_port),
+        params=("127.0.0.9", worker.postgres_port, group),
     )
+    return worker
+
+
+def test_row_pointing_elsewhere_is_reported_and_reconciled(formation: LocalFormation) -> None:
+    point_row_elsewhere(formation, 1)
     payload = wait_for_problem(formation, "row_not_at_leader")
     assert any("127.0.0.9" in str(p["message"]) for p in payload["problems"])  # type: ignore[union-attr,index]
     assert "would: move group 1 primary" in reconcile(formation, "--dry-run")
@@ -91,7 +98,7 @@ def test_row_pointing_elsewhere_is_reported_and_reconciled(formation: LocalForma
 
 
 def test_reconcile_every_mends_drift_as_it_appears_and_stops_on_sigterm(formation: LocalFormation) -> None:
-    """The safety net: a loop that mends drift no callback will (nothing happened in Patroni)."""
+    """The safety net: a loop that mends drift which no callback would."""
     loop = subprocess.Popen(
         [CLI, "reconcile", "-c", config_of(formation), "--every", "1", "--json"],
         stdout=subprocess.PIPE,
@@ -99,13 +106,7 @@ def test_reconcile_every_mends_drift_as_it_appears_and_stops_on_sigterm(formatio
         text=True,
     )
     try:
-        worker = formation.layout.member(2, 0)
-        formation.query(
-            formation.layout.member(0, 0),
-            "SELECT citus_update_node(nodeid, %s, %s) FROM pg_dist_node WHERE groupid = 2",
-            dbname="citus",
-            params=("127.0.0.9", worker.postgres_port),
-        )
+        worker = point_row_elsewhere(formation, 2)
         wait_healthy(formation, 30)
         assert loop.poll() is None, "the loop ended by itself"
     finally:
