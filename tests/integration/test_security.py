@@ -159,7 +159,8 @@ def test_rest_write_endpoints_refuse_missing_or_wrong_credentials(
     formation: LocalFormation, method: str, endpoint: str, body: dict[str, Any]
 ) -> None:
     member = formation.layout.member(1, 0)
-    # Read the DCS itself: Patroni's own view answers 502 for a moment whenever its etcd read lags.
+    # Read the DCS itself: Patroni answers GET /config with a 502 page while its own view of the DCS
+    # is incomplete (seen in CI right after bootstrap).
     before = dcs_cluster(formation, "it-1")
     url = f"{member.rest_url}/{endpoint}"
     assert http_status(url, method, body, None) == 401
@@ -172,8 +173,8 @@ def test_rest_write_endpoints_refuse_missing_or_wrong_credentials(
 
 def test_wrong_superuser_password_fails_reconcile_cleanly(formation: LocalFormation, tmp_path: Path) -> None:
     worker = formation.layout.member(1, 0)
-    # Counted before the row is moved away, so that a callback already under way (one started by a
-    # leader-key hiccup on a busy machine) which puts it back right afterwards is attributed to it.
+    # Counted before the row is moved away, so that a callback already under way which puts it back
+    # right afterwards is attributed to it.
     moves_before = callback_moves(formation)
     formation.query(
         coordinator(formation),
@@ -200,7 +201,7 @@ def test_wrong_superuser_password_fails_reconcile_cleanly(formation: LocalFormat
     ), problems
     assert wrong not in result.stdout + result.stderr
     # The failed commands changed nothing. Only a callback may legitimately have converged the row
-    # meanwhile (seen once in CI after a busy preceding module); then its log line says so, once done.
+    # meanwhile (seen in CI when `local up` returned before its start-up callbacks ran); its log says so.
     wait_until("callbacks under way to finish", lambda: not callbacks_running(formation.base), 120)
     if group_one_row(formation) != ("127.0.0.9", worker.postgres_port):
         assert callback_moves(formation) > moves_before, "the row moved, and no callback logged moving it"
