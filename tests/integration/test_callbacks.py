@@ -189,7 +189,8 @@ def test_killed_worker_primary_moves_its_row_and_loses_nothing(
     restore(formation, old_leader)
 
 
-def _switchover(formation: LocalFormation, group: int) -> str:
+def switch_over(formation: LocalFormation, group: int, interval: float = 3) -> str:
+    """A Patroni switchover of the group to its other member (retried every interval s until accepted)."""
     leader = leader_of(formation, group)
     assert leader is not None
     candidate = next(m.name for m in formation.layout.group_members(group) if m.name != leader)
@@ -202,7 +203,7 @@ def _switchover(formation: LocalFormation, group: int) -> str:
             "switched over" in str(patroni_api.switchover(rest, leader, candidate, auth).get("message", ""))
         ),
         60,
-        interval=3,
+        interval=interval,
     )
     wait_until(f"{candidate} to lead group {group}", lambda: leader_of(formation, group) == candidate, 60)
     return candidate
@@ -211,7 +212,7 @@ def _switchover(formation: LocalFormation, group: int) -> str:
 def test_worker_switchover_moves_its_row(formation: LocalFormation, writer: Writer) -> None:
     wait_until("the writer to get going", lambda: len(writer.acknowledged) > 5, 30)
     fault = time.monotonic()
-    _switchover(formation, 2)
+    switch_over(formation, 2)
     wait_until("group 2's row to follow the switchover", lambda: metadata_matches_leaders(formation), 60)
     wait_for_writes_after(writer, fault)
     assert_no_acknowledged_write_lost(formation, writer)
@@ -222,7 +223,7 @@ def test_coordinator_switchover_moves_group_zero_everywhere(
 ) -> None:
     wait_until("the writer to get going", lambda: len(writer.acknowledged) > 5, 30)
     fault = time.monotonic()
-    new_coordinator = _switchover(formation, 0)
+    new_coordinator = switch_over(formation, 0)
     wait_until(
         "the coordinator row to follow the switchover", lambda: metadata_matches_leaders(formation), 60
     )

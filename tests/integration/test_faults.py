@@ -27,12 +27,11 @@ from test_callbacks import (
     metadata_matches_leaders,
     primary_rows,
     restore,
+    switch_over,
     wait_ready_to_fail_over,
 )
 
-from patroni_citus import patroni_api
 from patroni_citus.local.layout import FormationState, MemberLayout
-from patroni_citus.settings import Credentials
 from patroni_citus.template import default_scripts_dir
 
 pytestmark = pytest.mark.integration
@@ -156,33 +155,14 @@ def test_on_role_change_killed_at_every_moment_never_writes_a_third_value(format
     assert seen[-1], f"a callback killed after {2 * full:.2f}s had still not written (full run {full:.2f}s)"
 
 
-def _switchover(formation: LocalFormation, group: int, auth: Credentials) -> str:
-    leader = leader_of(formation, group)
-    assert leader is not None
-    candidate = next(m.name for m in formation.layout.group_members(group) if m.name != leader)
-    wait_ready_to_fail_over(formation, group)
-    rest = member_named(formation, leader).rest_url
-    wait_until(
-        f"Patroni to accept a switchover of group {group}",
-        lambda: (
-            "switched over" in str(patroni_api.switchover(rest, leader, candidate, auth).get("message", ""))
-        ),
-        60,
-        interval=2,
-    )
-    wait_until(f"{candidate} to lead group {group}", lambda: leader_of(formation, group) == candidate, 60)
-    return candidate
-
-
 def test_repeated_switchovers_alternating_groups_lose_no_write(
     formation: LocalFormation, writer: Writer
 ) -> None:
-    auth = Credentials("patroni", (formation.base / "secrets" / "restapi.password").read_text().strip())
     wait_until("the writer to get going", lambda: len(writer.acknowledged) > 5, 30)
     for number in range(SWITCHOVERS):
         group = 1 + number % 2
         fault = time.monotonic()
-        _switchover(formation, group, auth)
+        switch_over(formation, group, interval=2)
         wait_until(
             f"switchover {number + 1}: group {group}'s row to follow",
             lambda: metadata_matches_leaders(formation),
