@@ -11,6 +11,7 @@ is removed again, also when it fails.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -20,26 +21,25 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+import polling
 import psycopg2
 import psycopg2.extensions
 import pytest
+from polling import TIMEOUT_MULTIPLIER
 
 if TYPE_CHECKING:
     import docker.models.containers
 
-T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 IMAGE = os.environ.get("PATRONI_CITUS_IMAGE", "localhost/patroni-citus:standin")
 ETCD_IMAGE = os.environ.get("PATRONI_CITUS_ETCD_IMAGE", "localhost/patroni-citus-etcd:test")
 REQUIRE = os.environ.get("PATRONI_CITUS_REQUIRE_CONTAINERS", "") == "1"
-TIMEOUT_MULTIPLIER = float(os.environ.get("PATRONI_CITUS_TEST_TIMEOUT_MULTIPLIER", "1"))
 CONFIG_IN_CONTAINER = "/var/lib/postgresql/patroni.yml"
 SCOPES = ("demo-0", "demo-1", "demo-2")
 COORDINATORS = ("coordinator-a", "coordinator-b")
@@ -79,29 +79,8 @@ def require_containers() -> None:
     pytest.skip(message)
 
 
-def wait_until(
-    what: str,
-    probe: Callable[[], T | None],
-    timeout: float = 60.0,
-    interval: float = 1.0,
-    explain: Callable[[], str] | None = None,
-) -> T:
-    """Poll probe until it returns something truthy; fail naming what never happened (and why)."""
-    deadline = time.monotonic() + timeout * TIMEOUT_MULTIPLIER
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = probe()
-            if result:
-                return result
-        except Exception as exc:  # polling tolerates transient errors and reports the last one
-            last_error = exc
-        time.sleep(interval)
-    context = "\n" + explain() if explain is not None else ""
-    raise AssertionError(
-        f"timed out after {timeout * TIMEOUT_MULTIPLIER:.0f}s waiting for {what}; last error: {last_error}"
-        + context
-    )
+#: polling.wait_until, polling once a second by default (containers change state slowly).
+wait_until = functools.partial(polling.wait_until, interval=1.0)
 
 
 def free_port() -> int:

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import polling
 import psycopg2
 import psycopg2.extensions
+from polling import TIMEOUT_MULTIPLIER
 
 from patroni_citus.local import network as local_network
 from patroni_citus.local import pgtree
@@ -28,7 +30,6 @@ from patroni_citus.local.layout import FormationLayout, FormationState, MemberLa
 from patroni_citus.template import default_scripts_dir
 
 T = TypeVar("T")
-TIMEOUT_MULTIPLIER = float(os.environ.get("PATRONI_CITUS_TEST_TIMEOUT_MULTIPLIER", "1"))
 CLI = str(default_scripts_dir() / "patroni-citus")
 
 
@@ -64,23 +65,11 @@ def wait_until(
     interval: float = 0.5,
     explain: Callable[[], str] | None = None,
 ) -> T:
-    """Poll probe until it returns something truthy; fail naming what never happened (and why, if explain)."""
-    deadline = time.monotonic() + timeout * TIMEOUT_MULTIPLIER
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = probe()
-            if result:
-                return result
-        except Exception as exc:  # polling tolerates transient errors and reports the last one
-            last_error = exc
-        time.sleep(interval)
+    """polling.wait_until; a timeout is explained by the running formation's DCS and logs by default."""
     if explain is None and RUNNING:
-        explain = lambda: diagnostics(RUNNING[-1])  # noqa: E731 - the running formation explains a timeout
-    context = "\n" + explain() if explain is not None else ""
-    waited = timeout * TIMEOUT_MULTIPLIER  # seconds
-    message = f"timed out after {waited:.0f}s waiting for {what}; last error: {last_error}"
-    raise AssertionError(message + context)
+        newest = RUNNING[-1]
+        explain = lambda: diagnostics(newest)  # noqa: E731 - evaluated only on a timeout
+    return polling.wait_until(what, probe, timeout, interval, explain)
 
 
 def free_port_base() -> int:
