@@ -81,6 +81,12 @@ def _execute(
         raise MetadataError(f"{name}: {reason}") from None
 
 
+def _optional_text(connection: Connection, name: str, parameters: dict[str, object]) -> str | None:
+    """The first column of the first row as text; None for no row or NULL."""
+    rows = _execute(connection, name, parameters)
+    return None if not rows or rows[0][0] is None else str(rows[0][0])
+
+
 def read_nodes(connection: Connection) -> list[NodeRow]:
     """pg_dist_node as planner rows."""
     return [
@@ -190,14 +196,12 @@ def store_authinfo_quietly(connection: Connection, credentials: Credentials) -> 
 
 def stored_authinfo(connection: Connection, rolename: str) -> str | None:
     """This node's pg_dist_authinfo value for rolename towards every node (nodeid 0), if any."""
-    rows = _execute(connection, "read_authinfo", {"rolename": rolename})
-    return None if not rows or rows[0][0] is None else str(rows[0][0])
+    return _optional_text(connection, "read_authinfo", {"rolename": rolename})
 
 
 def role_secret(connection: Connection, rolename: str) -> str | None:
     """The role's stored password verifier (pg_authid.rolpassword), to compare, never to show."""
-    rows = _execute(connection, "role_secret", {"rolename": rolename})
-    return None if not rows or rows[0][0] is None else str(rows[0][0])
+    return _optional_text(connection, "role_secret", {"rolename": rolename})
 
 
 def quiet_rotation(connection: Connection) -> None:
