@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from patroni_citus import convergence
+from patroni_citus.dcs import LEADER_ROLES
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.member_config import MemberConfig, load_member_config
 
 log = logging.getLogger("patroni_citus")
-LEADER_ROLES = ("primary", "master")
 _EVENT_ARGS = (
     ("action", "callback action Patroni passes"),
     ("role", "member role"),

@@ -29,7 +29,6 @@ from patroni_citus.topology import FormationAddress
 
 log = logging.getLogger("patroni_citus")
 T = TypeVar("T")
-LEADER_ROLES = ("primary", "master")
 
 
 class PromotionPendingError(PatroniCitusError):
@@ -109,7 +108,7 @@ def ensure_extension(config: MemberConfig) -> bool:
 def assert_leader(config: MemberConfig) -> None:
     """Fence: Patroni must see this member as primary and the DCS must name it the leader."""
     role = str(patroni_api.member_status(config.rest_url).get("role", ""))
-    if role not in LEADER_ROLES:
+    if role not in dcs.LEADER_ROLES:
         raise NotLeaderError(f"{config.name} is {role or 'unknown'}, not its group's leader")
     members = patroni_api.cluster_status(config.rest_url).get("members") or []
     leader = next((m.get("name") for m in members if m.get("role") == "leader"), None)
@@ -154,10 +153,8 @@ def formation_leaders(clusters: dict[str, dcs.Cluster], address: FormationAddres
     leaders = []
     selected = dcs.select_formation(clusters, coordinator_hosts=address.coordinator_hosts, name=address.name)
     for group, group_clusters in selected.items():
-        leader = group_clusters[0].leader_member if len(group_clusters) == 1 else None
-        if leader is None or leader.endpoint is None:
-            continue
-        if leader.role in LEADER_ROLES and leader.state == "running":
+        leader = group_clusters[0].running_leader if len(group_clusters) == 1 else None
+        if leader is not None and leader.endpoint is not None:
             leaders.append(GroupLeader(group, leader.endpoint))
     return leaders
 

@@ -18,6 +18,9 @@ from urllib.parse import urlparse
 from patroni_citus.errors import UnreachableError
 from patroni_citus.planner import Endpoint
 
+#: Patroni's names for a group's writable leader (master before Patroni 3); not standby_leader.
+LEADER_ROLES = ("primary", "master")
+
 
 @dataclass(frozen=True)
 class Member:
@@ -47,6 +50,14 @@ class Cluster:
     @property
     def leader_member(self) -> Member | None:
         return next((m for m in self.members if m.name == self.leader), None)
+
+    @property
+    def running_leader(self) -> Member | None:
+        """The leader, if it runs as a writable primary and publishes where to reach it."""
+        leader = self.leader_member
+        if leader is None or leader.endpoint is None:
+            return None
+        return leader if leader.role in LEADER_ROLES and leader.state == "running" else None
 
     def lag(self, member: Member) -> int | None:
         """Bytes a replica is behind the leader's last reported position (None when unknown)."""

@@ -36,7 +36,6 @@ PASSWORD_FILE_OPTION = "--new-password-file"  # noqa: S105 - an option name, not
 SCRAM_ITERATIONS = 4096  # PostgreSQL's default scram_iterations
 SCRAM_SALT_BYTES = 16
 MAX_PASSWORD_LENGTH = 1024
-LEADER_ROLES = ("primary", "master")  # not standby_leader: a standby cluster cannot change roles
 
 
 class RotationError(PatroniCitusError):
@@ -183,13 +182,8 @@ def rotation_targets(clusters: dict[str, dcs.Cluster], address: FormationAddress
             problems.append(f"group {group} is claimed by several clusters ({scopes})")
             continue
         cluster = group_clusters[0]
-        leader = cluster.leader_member
-        if (
-            leader is None
-            or leader.endpoint is None
-            or leader.role not in LEADER_ROLES
-            or leader.state != "running"
-        ):
+        leader = cluster.running_leader
+        if leader is None or leader.endpoint is None:
             problems.append(f"group {group} ({cluster.scope}) has no running leader")
             continue
         targets.append(GroupLeaderTarget(group, cluster.scope, leader.name, leader.endpoint))

@@ -22,8 +22,6 @@ from patroni_citus.errors import PatroniCitusError
 from patroni_citus.planner import Endpoint, primary_rows
 from patroni_citus.topology import FormationAddress
 
-LEADER_ROLES = ("primary", "master")
-
 
 class SwitchoverError(PatroniCitusError):
     """The switchover could not be started or did not complete; nothing is left locked."""
@@ -80,7 +78,7 @@ def _wait_for_promotion(api_url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if patroni_api.member_status(api_url, timeout=1).get("role") in LEADER_ROLES:
+            if patroni_api.member_status(api_url, timeout=1).get("role") in dcs.LEADER_ROLES:
                 return
         except PatroniCitusError:
             pass
