@@ -86,7 +86,8 @@ RUN mkdir -p /artefacts/root /artefacts/debs \
     *) echo "CITUS_FLAVOR=${CITUS_FLAVOR} is invalid: use packages or standin" >&2; exit 2 ;; \
     esac
 # This package and its dependencies, in a venv made from Debian's python3 outside /root so the
-# postgres user (Patroni, the callbacks) can read it.
+# postgres user (Patroni, the callbacks) can read it. Patroni's extras bring the clients of the
+# DCSs the settings render (etcd3, ZooKeeper); its Consul and Kubernetes clients need none.
 COPY pyproject.toml README.md /build/src/
 COPY patroni_citus/ /build/src/patroni_citus/
 COPY docker/wheelhouse/ /build/wheelhouse/
@@ -94,10 +95,10 @@ RUN python3 -m venv /opt/patroni-citus/venv \
  && if find /build/wheelhouse -maxdepth 1 -name "*.whl" -print -quit | grep -q .; then \
       echo "installing from the wheelhouse (offline)" \
       && /opt/patroni-citus/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
-           --no-index --find-links /build/wheelhouse "patroni-citus" "patroni[etcd3]==${PATRONI_VERSION}"; \
+           --no-index --find-links /build/wheelhouse "patroni-citus" "patroni[etcd3,zookeeper]==${PATRONI_VERSION}"; \
     else \
       /opt/patroni-citus/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
-           /build/src "patroni[etcd3]==${PATRONI_VERSION}"; \
+           /build/src "patroni[etcd3,zookeeper]==${PATRONI_VERSION}"; \
     fi \
  && /opt/patroni-citus/venv/bin/patroni --version \
  && /opt/patroni-citus/venv/bin/patroni-citus --version \

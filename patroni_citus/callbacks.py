@@ -70,9 +70,7 @@ def _converge_as_primary(config: MemberConfig) -> None:
     )
     if config.citus.is_coordinator:
         address = convergence.member_address(config)
-        _best_effort(
-            "reconcile of every group", lambda: convergence.reconcile(address, config.citus.standalone)
-        )
+        _best_effort("reconcile of every group", lambda: convergence.reconcile(address))
 
 
 def on_event(config: MemberConfig, action: str, role: str) -> None:

@@ -10,19 +10,26 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from patroni_citus import __version__, convergence, drill, entrypoint, rotation, status, switchover
+from patroni_citus import (
+    __version__,
+    convergence,
+    drill,
+    entrypoint,
+    formation_target,
+    rotation,
+    status,
+    switchover,
+)
 from patroni_citus.errors import ConfigurationError, PatroniCitusError
 from patroni_citus.local import formation
-from patroni_citus.local.layout import NETWORKS, FormationLayout
-from patroni_citus.member_config import load_member_config
-from patroni_citus.settings import Credentials, load_settings
+from patroni_citus.local.layout import DCS_KINDS, NETWORKS, FormationLayout
+from patroni_citus.settings import load_settings
 from patroni_citus.template import default_scripts_dir, render_config, write_private_file
 from patroni_citus.topology import FormationAddress
 
@@ -97,13 +104,13 @@ def render_config_command(output: Path | None, config_path: Path | None, owner: 
 )
 @reports_errors
 def entrypoint_command(config_path: Path) -> None:
-    """Validate the environment, render patroni.yml and exec Patroni (the container's PID 1)."""
+    """Validate the environment, render patroni.yml and exec Patroni (container PID 1 or systemd unit)."""
     entrypoint.exec_patroni(os.environ, config_path.absolute())
 
 
 @cli.group()
 def local() -> None:
-    """A local formation on this machine: etcd plus one Patroni cluster per Citus group."""
+    """A local formation on this machine: etcd (or ZooKeeper) plus one Patroni cluster per Citus group."""
 
 
 base_dir_option = click.option(
@@ -152,6 +159,19 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
     help="netns: each member in its own network namespace, so `local isolate` can cut it off (root).",
 )
 @click.option(
+    "--dcs",
+    type=click.Choice(DCS_KINDS),
+    default="etcd",
+    show_default=True,
+    help="The DCS the formation starts and its members use: etcd, or a standalone ZooKeeper.",
+)
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="A CA of its own; etcd https-only with client certificates and RBAC users; PostgreSQL ssl=on, "
+    "hostssl, Citus links sslmode=verify-full (etcd only).",
+)
+@click.option(
     "--timeout", type=float, default=240.0, show_default=True, help="Seconds to wait for each phase."
 )
 @reports_errors
@@ -166,11 +186,13 @@ def local_up(
     mode: str,
     synchronous: bool,
     network: str,
+    dcs: str,
+    tls: bool,
     timeout: float,
 ) -> None:
-    """Start etcd and every member; print progress and the coordinator's connection string."""
+    """Start the DCS and every member; print progress and the coordinator's connection string."""
     layout = FormationLayout(
-        str(base_dir.absolute()), name, workers, members, port_base, synchronous, mode, network
+        str(base_dir.absolute()), name, workers, members, port_base, synchronous, mode, network, dcs, tls
     )
     formation.up(layout, citus, pg_bindir, progress, timeout)
 
@@ -190,7 +212,9 @@ def local_down(base_dir: Path, purge: bool) -> None:
 def local_env(base_dir: Path) -> None:
     """Print shell exports so status, reconcile and psql talk to this formation.
 
-    Use: eval "$(patroni-citus local env --base-dir DIR)"
+    Use: eval "$(patroni-citus local env --base-dir DIR)". A --tls formation gets the CLI's read-only
+    etcd login (PATRONI_ETCD3_*, PATRONI_CITUS_DCS, PATRONI_CITUS_FORMATION), not a member's config
+    (which holds Patroni's read-write etcd login).
     """
     for name, value in formation.shell_environment(base_dir.absolute()).items():
         click.echo(f"export {name}={shlex.quote(value)}")
@@ -311,16 +335,8 @@ def local_status(base_dir: Path, as_json: bool) -> None:
     sys.exit(0 if healthy else 1)
 
 
-@dataclass(frozen=True)
-class FormationTarget:
-    """The formation a command works on, resolved from -c or --dcs/--formation."""
-
-    address: FormationAddress
-    standalone: bool
-
-
 def formation_options(command: Callable[..., R]) -> Callable[..., R]:
-    """Add -c / --dcs / --formation (and friends) and hand the command one resolved FormationTarget."""
+    """Add -c / --dcs / --formation (and friends) and hand the command one resolved FormationAddress."""
 
     @wraps(command)
     def resolving(
@@ -331,12 +347,33 @@ def formation_options(command: Callable[..., R]) -> Callable[..., R]:
         namespace: str,
         user: str,
         database: str,
+        dcs_timeout: float,
+        dcs_cacert: str | None,
+        dcs_cert: str | None,
+        dcs_key: str | None,
+        dcs_user: str | None,
+        dcs_password_file: str | None,
         **kwargs: Any,
     ) -> R:
-        address, standalone = _formation_address(
-            config_path, dcs_url, formation_name, namespace, user, database
+        login = formation_target.DcsLogin(
+            cacert=dcs_cacert,
+            cert=dcs_cert,
+            key=dcs_key,
+            username=dcs_user,
+            password_file=dcs_password_file,
+            password=os.environ.get("PATRONI_ETCD3_PASSWORD"),
         )
-        return command(*args, target=FormationTarget(address, standalone), **kwargs)
+        address = formation_target.resolve_address(
+            config_path,
+            dcs_url,
+            formation_name,
+            login=login,
+            namespace=namespace,
+            user=user,
+            database=database,
+            dcs_timeout=dcs_timeout,
+        )
+        return command(*args, address=address, **kwargs)
 
     options = [
         click.option(
@@ -348,10 +385,17 @@ def formation_options(command: Callable[..., R]) -> Callable[..., R]:
             help="Any member's patroni.yml, as rendered by render-config [env PATRONI_CITUS_CONFIG].",
         ),
         click.option(
-            "--dcs", "dcs_url", help="etcd endpoint(s), e.g. http://127.0.0.1:2379 (with --formation)."
+            "--dcs",
+            "dcs_url",
+            envvar="PATRONI_CITUS_DCS",
+            help="The DCS (with --formation): http[s]://HOST:PORT[,...] for etcd3, "
+            "zookeeper://HOST:PORT[,...] [env PATRONI_CITUS_DCS].",
         ),
         click.option(
-            "--formation", "formation_name", help="Formation name: scopes NAME-<group>, or built-in NAME."
+            "--formation",
+            "formation_name",
+            envvar="PATRONI_CITUS_FORMATION",
+            help="Formation name: scopes NAME-<group>, or built-in NAME [env PATRONI_CITUS_FORMATION].",
         ),
         click.option(
             "--namespace", default="/service/", show_default=True, help="Patroni namespace (with --dcs)."
@@ -363,35 +407,38 @@ def formation_options(command: Callable[..., R]) -> Callable[..., R]:
             help="Superuser (with --dcs; password via libpq env).",
         ),
         click.option("--database", default="citus", show_default=True, help="Citus database (with --dcs)."),
+        click.option(
+            "--dcs-timeout",
+            type=click.FloatRange(min=1, max=300),
+            default=5.0,
+            show_default=True,
+            help="Seconds to wait for the DCS before giving up (exit 2).",
+        ),
+        click.option(
+            "--dcs-cacert", envvar="PATRONI_ETCD3_CACERT", help="etcd CA file [env PATRONI_ETCD3_CACERT]."
+        ),
+        click.option(
+            "--dcs-cert",
+            envvar="PATRONI_ETCD3_CERT",
+            help="etcd client certificate [env PATRONI_ETCD3_CERT].",
+        ),
+        click.option(
+            "--dcs-key", envvar="PATRONI_ETCD3_KEY", help="etcd client key [env PATRONI_ETCD3_KEY]."
+        ),
+        click.option(
+            "--dcs-user", envvar="PATRONI_ETCD3_USERNAME", help="etcd RBAC user [env PATRONI_ETCD3_USERNAME]."
+        ),
+        click.option(
+            "--dcs-password-file",
+            envvar="PATRONI_ETCD3_PASSWORD_FILE",
+            help="File holding the etcd user's password [env PATRONI_ETCD3_PASSWORD_FILE, or "
+            "PATRONI_ETCD3_PASSWORD].",
+        ),
     ]
     wrapped = reports_errors(resolving)
     for option in reversed(options):
         wrapped = option(wrapped)
     return wrapped
-
-
-def _formation_address(
-    config_path: Path | None,
-    dcs_url: str | None,
-    formation_name: str | None,
-    namespace: str,
-    user: str,
-    database: str,
-) -> tuple[FormationAddress, bool]:
-    """(address, standalone coordinator) from -c, or from --dcs/--formation."""
-    if config_path is not None:
-        config = load_member_config(config_path)
-        if not config.citus.enabled:
-            raise ConfigurationError(
-                "--config", str(config_path), "Citus is not enabled in this member's config"
-            )
-        return convergence.member_address(config), config.citus.standalone
-    if dcs_url and formation_name:
-        hosts = tuple(host.strip() for host in dcs_url.split(",") if host.strip())
-        # An empty password lets libpq use PGPASSWORD or PGPASSFILE, as psql would.
-        address = FormationAddress(hosts, namespace, Credentials(user, ""), database, name=formation_name)
-        return address, False
-    raise ConfigurationError("--config", None, "give -c PATRONI_YML, or --dcs URL with --formation NAME")
 
 
 @cli.command("status")
@@ -407,7 +454,7 @@ def _formation_address(
 )
 @reports_errors
 def status_command(
-    target: FormationTarget,
+    address: FormationAddress,
     as_json: bool,
     watch: float | None,
     sync_grace: float,
@@ -417,7 +464,7 @@ def status_command(
     Exit 0 healthy, 1 drift or degraded, 2 DCS or coordinator unreachable.
     """
     while True:
-        result = status.collect(target.address, target.standalone, sync_grace, progress)
+        result = status.collect(address, sync_grace, progress)
         if as_json:
             click.echo(json.dumps(status.as_json(result), indent=2))
         else:
@@ -445,14 +492,14 @@ def status_command(
 @json_option
 @reports_errors
 def reconcile_command(
-    target: FormationTarget,
+    address: FormationAddress,
     dry_run: bool,
     every: float | None,
     as_json: bool,
 ) -> None:
     """Point the coordinator's pg_dist_node at every group's current Patroni leader (idempotent)."""
     if every is None:
-        changes = _reconcile_round(target, dry_run)
+        changes = _reconcile_round(address, dry_run)
         if as_json:
             click.echo(json.dumps({"dry_run": dry_run, "changes": changes}, indent=2))
             return
@@ -464,15 +511,15 @@ def reconcile_command(
     progress(f"reconciling every {every:g}s; SIGTERM or Ctrl-C stops")
     try:
         while True:
-            _reconcile_round_reported(target, dry_run, as_json)
+            _reconcile_round_reported(address, dry_run, as_json)
             time.sleep(every)
     except KeyboardInterrupt:
         sys.exit(0)
 
 
-def _reconcile_round(target: FormationTarget, dry_run: bool) -> list[str]:
-    changes = convergence.reconcile_preload(target.address, dry_run)
-    planned = convergence.reconcile(target.address, target.standalone, dry_run=dry_run)
+def _reconcile_round(address: FormationAddress, dry_run: bool) -> list[str]:
+    changes = convergence.reconcile_preload(address, dry_run)
+    planned = convergence.reconcile(address, dry_run=dry_run)
     return changes + [change.describe() for change in planned]
 
 
@@ -482,11 +529,11 @@ def _echo_changes(changes: list[str], dry_run: bool) -> None:
         click.echo(f"{verb}: {change}")
 
 
-def _reconcile_round_reported(target: FormationTarget, dry_run: bool, as_json: bool) -> None:
+def _reconcile_round_reported(address: FormationAddress, dry_run: bool, as_json: bool) -> None:
     """One round of --every: an unreachable DCS or coordinator is reported and retried next round."""
     at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     try:
-        changes, error = _reconcile_round(target, dry_run), None
+        changes, error = _reconcile_round(address, dry_run), None
     except PatroniCitusError as exc:
         changes, error = [], str(exc)
     if not changes and error is None:
@@ -510,14 +557,14 @@ def _reconcile_round_reported(target: FormationTarget, dry_run: bool, as_json: b
 @json_option
 @reports_errors
 def switchover_command(
-    target: FormationTarget,
+    address: FormationAddress,
     group: int,
     candidate: str | None,
     timeout: float,
     as_json: bool,
 ) -> None:
     """Planned worker switchover: client statements wait on the coordinator instead of failing."""
-    result = switchover.switchover(target.address, group, candidate, progress, timeout)
+    result = switchover.switchover(address, group, candidate, progress, timeout)
     if as_json:
         click.echo(json.dumps(result.__dict__, indent=2))
 
@@ -529,7 +576,7 @@ def switchover_command(
 @json_option
 @reports_errors
 def rotate_password_command(
-    target: FormationTarget, password_file: Path, dry_run: bool, as_json: bool
+    address: FormationAddress, password_file: Path, dry_run: bool, as_json: bool
 ) -> None:
     """Change the superuser password on every group's leader and in its pg_dist_authinfo (idempotent).
 
@@ -538,7 +585,7 @@ def rotate_password_command(
     config and reload Patroni (see docs/security.md); `local rotate-password` does both.
     """
     new_password = rotation.read_password_file(password_file)
-    groups = rotation.rotate_password(target.address, new_password, dry_run)
+    groups = rotation.rotate_password(address, new_password, dry_run)
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, "groups": [g.as_dict() for g in groups]}, indent=2))
         return

@@ -25,7 +25,7 @@ from patroni_citus.dcs_config import preload_patch
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.member_config import MemberConfig
 from patroni_citus.planner import Change, Endpoint, GroupLeader, plan
-from patroni_citus.topology import FormationAddress
+from patroni_citus.topology import FormationAddress, formation_clusters
 
 log = logging.getLogger("patroni_citus")
 T = TypeVar("T")
@@ -177,7 +177,7 @@ def preload_fixes(
 def reconcile_preload(address: FormationAddress, dry_run: bool) -> list[str]:
     """Put citus first in every group's DCS config (through Patroni's PATCH /config)."""
     done = []
-    for cluster, rest_url in preload_fixes(dcs.read_clusters(address.etcd_hosts, address.namespace), address):
+    for cluster, rest_url in preload_fixes(formation_clusters(address), address):
         patch = preload_patch(cluster.config)
         assert patch is not None
         wanted = patch["postgresql"]["parameters"]["shared_preload_libraries"]
@@ -187,9 +187,9 @@ def reconcile_preload(address: FormationAddress, dry_run: bool) -> list[str]:
     return done
 
 
-def reconcile(address: FormationAddress, standalone: bool, dry_run: bool = False) -> list[Change]:
+def reconcile(address: FormationAddress, dry_run: bool = False) -> list[Change]:
     """Plan (and unless dry_run apply) the pg_dist_node changes for every group, from the DCS."""
-    clusters = dcs.read_clusters(address.etcd_hosts, address.namespace)
+    clusters = formation_clusters(address)
     endpoints = list(address.coordinator_endpoints)
     coordinator = next((leader for leader in formation_leaders(clusters, address) if leader.group == 0), None)
     if coordinator is not None:
@@ -197,7 +197,9 @@ def reconcile(address: FormationAddress, standalone: bool, dry_run: bool = False
     with closing(
         metadata.connect(endpoints, address.database, address.credentials, read_write=True)
     ) as connection:
-        changes = plan(formation_leaders(clusters, address), metadata.read_nodes(connection), standalone)
+        changes = plan(
+            formation_leaders(clusters, address), metadata.read_nodes(connection), address.standalone
+        )
         if not dry_run:
             apply_plan(connection, changes, lambda change: _assert_still_leader(address, change))
     return changes
@@ -205,7 +207,7 @@ def reconcile(address: FormationAddress, standalone: bool, dry_run: bool = False
 
 def _assert_still_leader(address: FormationAddress, change: Change) -> None:
     """Fence for reconcile: the change's target must still be its group's leader in the DCS right now."""
-    current = formation_leaders(dcs.read_clusters(address.etcd_hosts, address.namespace), address)
+    current = formation_leaders(formation_clusters(address), address)
     if GroupLeader(change.group, change.endpoint) not in current:
         raise NotLeaderError(
             f"group {change.group} leader changed while reconciling; not applying: {change.describe()}"
@@ -215,11 +217,11 @@ def _assert_still_leader(address: FormationAddress, change: Change) -> None:
 def member_address(config: MemberConfig) -> FormationAddress:
     """The formation a member belongs to: same DCS, same coordinator hosts, its superuser."""
     return FormationAddress(
-        etcd_hosts=config.etcd_hosts,
-        namespace=config.namespace,
+        dcs=config.dcs,
         credentials=config.superuser,
         database=config.citus.database,
         coordinator_hosts=",".join(config.citus.coordinator_hosts),
         coordinator_endpoints=tuple(config.citus.coordinator_endpoints()),
         rest_auth=config.rest_auth,
+        standalone=config.citus.standalone,
     )

@@ -1,21 +1,19 @@
-"""Read Patroni's state for a whole formation straight from etcd (v3 JSON gateway).
+"""A formation as Patroni's DCS holds it: clusters, members, leaders, read through Patroni's own classes.
 
 The callbacks of one member only know their own group; reconcile and the coordinator need every
-group's leader, which only the DCS holds. Read-only: Patroni alone writes these keys.
+group's leader, which only the DCS holds. Read-only: Patroni alone writes these keys. Any DCS
+Patroni supports works (etcd3 with TLS and users, ZooKeeper, ...); patroni_dcs.py does the I/O.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from patroni_citus.errors import UnreachableError
+from patroni_citus import patroni_dcs
+from patroni_citus.patroni_dcs import DcsConfig
 from patroni_citus.planner import Endpoint
 
 #: Patroni's names for a group's writable leader (master before Patroni 3); not standby_leader.
@@ -53,7 +51,10 @@ class Cluster:
 
     @property
     def running_leader(self) -> Member | None:
-        """The leader, if it runs as a writable primary and publishes where to reach it."""
+        """The group's running leader: the one definition status, reconcile and the callbacks share.
+
+        The member holding the leader key, running as a writable primary, publishing where to reach it.
+        """
         leader = self.leader_member
         if leader is None or leader.endpoint is None:
             return None
@@ -77,62 +78,9 @@ class Cluster:
         return None
 
 
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def _prefix_end(prefix: str) -> str:
-    """etcd range_end that covers every key starting with prefix."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
-
-def read_prefix(etcd_hosts: Sequence[str], prefix: str, timeout: float = 3.0) -> dict[str, str]:
-    """Every key under prefix with its value, from the first etcd endpoint that answers."""
-    body = json.dumps({"key": _b64(prefix), "range_end": _b64(_prefix_end(prefix))}).encode()
-    errors = []
-    for host in etcd_hosts:
-        url = host if host.startswith("http") else f"http://{host}"
-        request = urllib.request.Request(f"{url}/v3/kv/range", data=body, method="POST")  # noqa: S310
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-                answer = json.loads(response.read())
-        except (OSError, ValueError, urllib.error.URLError) as exc:
-            errors.append(f"{host}: {exc}")
-            continue
-        return {
-            base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", "")).decode()
-            for kv in answer.get("kvs", [])
-        }
-    raise UnreachableError(f"cannot read the DCS (etcd {', '.join(etcd_hosts)}): {'; '.join(errors)}")
-
-
 def _endpoint(conn_url: str) -> Endpoint | None:
     parsed = urlparse(conn_url)
     return Endpoint(parsed.hostname, parsed.port or 5432) if parsed.hostname else None
-
-
-def _json(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _cluster_key(scope: str, rest: str) -> tuple[str, int | None, str]:
-    """(cluster name, built-in Citus group or None, key within the cluster).
-
-    Patroni's built-in Citus mode nests one cluster per group under the scope: /ns/scope/<group>/leader.
-    """
-    head, sep, tail = rest.partition("/")
-    if sep and head.isdigit() and (tail in _CLUSTER_KEYS or tail.startswith("members/")):
-        return f"{scope}/{head}", int(head), tail
-    return scope, None, rest
-
-
-_CLUSTER_KEYS = frozenset(
-    {"leader", "config", "sync", "status", "history", "initialize", "failover", "optime/leader"}
-)
 
 
 def _int(value: Any) -> int | None:
@@ -142,7 +90,8 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _member(name: str, data: dict[str, Any]) -> Member:
+def member_from_data(name: str, data: dict[str, Any]) -> Member:
+    """Our Member from the JSON a Patroni member publishes under members/NAME."""
     return Member(
         name=name,
         role=str(data.get("role", "")),
@@ -155,37 +104,60 @@ def _member(name: str, data: dict[str, Any]) -> Member:
     )
 
 
-def parse_clusters(namespace: str, keys: dict[str, str]) -> dict[str, Cluster]:
-    """Group raw DCS keys (/namespace/scope/...) into clusters, one per scope (or per built-in group)."""
-    root = namespace.rstrip("/") + "/"
-    entries_by_cluster: dict[tuple[str, int | None], dict[str, str]] = {}
-    for key, value in keys.items():
-        if key.startswith(root):
-            scope, _, rest = key[len(root) :].partition("/")
-            name, group, inner = _cluster_key(scope, rest)
-            entries_by_cluster.setdefault((name, group), {})[inner] = value
-    clusters = {}
-    for (name, group), entries in entries_by_cluster.items():
-        members = tuple(
-            _member(inner.removeprefix("members/"), _json(value))
-            for inner, value in sorted(entries.items())
-            if inner.startswith("members/")
-        )
-        status = _json(entries.get("status", ""))
-        clusters[name] = Cluster(
-            scope=name,
-            leader=entries.get("leader") or None,
-            members=members,
-            config=_json(entries.get("config", "")),
-            optime=_int(status.get("optime")) or _int(entries.get("optime/leader")),
-            builtin_group=group,
-        )
-    return clusters
+def cluster_from_patroni(scope: str, cluster: Any, builtin_group: int | None = None) -> Cluster:
+    """Our Cluster from a `patroni.dcs.Cluster` (what Patroni's get_cluster returns)."""
+    members = tuple(
+        member_from_data(member.name, dict(member.data))
+        for member in sorted(cluster.members, key=lambda m: str(m.name))
+    )
+    config = cluster.config.data if cluster.config is not None else {}
+    return Cluster(
+        scope=scope if builtin_group is None else f"{scope}/{builtin_group}",
+        leader=cluster.leader.name if cluster.leader is not None else None,
+        members=members,
+        config=dict(config) if isinstance(config, dict) else {},
+        optime=_int(cluster.status.last_lsn) or None,
+        builtin_group=builtin_group,
+    )
 
 
-def read_clusters(etcd_hosts: Sequence[str], namespace: str) -> dict[str, Cluster]:
-    """Every Patroni cluster under namespace."""
-    return parse_clusters(namespace, read_prefix(etcd_hosts, namespace.rstrip("/") + "/"))
+def _is_empty(cluster: Any) -> bool:
+    return not cluster.members and cluster.leader is None and cluster.config is None
+
+
+def _read_scope(config: DcsConfig, scope: str) -> list[Cluster]:
+    """One scope: our kind (one cluster), or Patroni's built-in Citus mode (a cluster per group)."""
+    plain = patroni_dcs.read_scope(config, scope)
+    if not _is_empty(plain):
+        return [cluster_from_patroni(scope, plain)]
+    coordinator = patroni_dcs.read_scope(config, scope, builtin=True)
+    groups = {0: coordinator, **dict(coordinator.workers)}
+    return [
+        cluster_from_patroni(scope, group_cluster, int(group))
+        for group, group_cluster in sorted(groups.items())
+        if not _is_empty(group_cluster)
+    ]
+
+
+def formation_scopes(scopes: list[str], name: str) -> list[str]:
+    """The scopes that can belong to formation NAME: ours are NAME-<group>, built-in mode's NAME.
+
+    >>> formation_scopes(["demo", "demo-0", "demo-12", "demo-x", "other-1"], "demo")
+    ['demo', 'demo-0', 'demo-12']
+    """
+    return [s for s in scopes if s == name or (s.startswith(f"{name}-") and s[len(name) + 1 :].isdigit())]
+
+
+def read_clusters(config: DcsConfig, name: str | None = None) -> dict[str, Cluster]:
+    """Every Patroni cluster under the namespace (only formation NAME's when given), read in parallel."""
+    names = patroni_dcs.list_scopes(config)
+    if name is not None:
+        names = formation_scopes(names, name)
+    if not names:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+        per_scope = list(pool.map(lambda scope: _read_scope(config, scope), names))
+    return {cluster.scope: cluster for clusters in per_scope for cluster in clusters}
 
 
 def select_formation(

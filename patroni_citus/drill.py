@@ -269,7 +269,7 @@ def _inject(
         return
     candidate = next(m for m in members if m.name != old.name)
     if mode == "callbacks" and group != 0:
-        address, _ = formation.formation_address(FormationState.load(base_dir).layout)  # type: ignore[union-attr]
+        address = formation.formation_address(FormationState.load(base_dir).layout)  # type: ignore[union-attr]
         switchover.switchover(address, group, candidate.name, report)
         return
     password = (base_dir / "secrets" / "restapi.password").read_text().strip()

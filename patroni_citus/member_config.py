@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from patroni_citus.errors import ConfigurationError
+from patroni_citus.patroni_dcs import DCS_KINDS, DcsConfig, dcs_config
 from patroni_citus.settings import CitusSettings, Credentials, load_citus_settings
 
 _TAG_TO_SETTING = {
@@ -33,8 +34,7 @@ class MemberConfig:
     path: Path
     scope: str
     name: str
-    namespace: str
-    etcd_hosts: tuple[str, ...]
+    dcs: DcsConfig
     rest_url: str
     rest_auth: Credentials | None
     superuser: Credentials
@@ -115,18 +115,21 @@ def load_member_config(path: Path) -> MemberConfig:
         keywords = dict(part.partition("=")[::2] for part in node_conninfo.split())
         citus_environment["CITUS_NODE_SSLMODE"] = keywords.get("sslmode", "")
         citus_environment["CITUS_NODE_TCP_USER_TIMEOUT"] = keywords.get("tcp_user_timeout", "0")
-    etcd = _optional_section(config, "etcd3", "etcd3", path)
-    hosts = etcd.get("hosts") or []
-    if not isinstance(hosts, str | list):
+        if keywords.get("sslrootcert"):
+            citus_environment["CITUS_NODE_SSLROOTCERT"] = keywords["sslrootcert"]
+    for kind in DCS_KINDS:
+        _optional_section(config, kind, kind, path)
+    if not any(kind in config for kind in DCS_KINDS):
         raise ConfigurationError(
-            "--config", str(path), "etcd3.hosts must be a list or a comma-separated string"
+            "--config",
+            str(path),
+            f"the file names no DCS (one of {', '.join(DCS_KINDS)}); is it a patroni.yml?",
         )
     return MemberConfig(
         path=path,
         scope=str(config.get("scope", "")),
         name=str(config.get("name", "")),
-        namespace=str(config.get("namespace", "/service/")),
-        etcd_hosts=tuple(hosts.split(",") if isinstance(hosts, str) else (str(h) for h in hosts)),
+        dcs=dcs_config(config),
         rest_url=f"http://{rest_address}",
         rest_auth=_credentials(restapi.get("authentication")),
         superuser=superuser,

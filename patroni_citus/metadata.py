@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -50,17 +51,19 @@ def connect(
     """Connect to the first reachable endpoint (the primary with read_write, via libpq multi-host)."""
     hosts = ",".join(host for host, _ in endpoints)
     ports = ",".join(str(port) for _, port in endpoints)
+    # No password at all (not an empty one) lets libpq fall back to PGPASSWORD / PGPASSFILE, as psql does.
+    password: dict[str, Any] = {"password": credentials.password} if credentials.password else {}
     try:
-        connection = psycopg2.connect(
+        connection: Connection = psycopg2.connect(
             host=hosts,
             port=ports,
             dbname=database,
             user=credentials.username,
-            password=credentials.password,
             connect_timeout=connect_timeout,
             target_session_attrs="read-write" if read_write else "any",
             application_name="patroni-citus",
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            **password,
         )
     except psycopg2.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"

@@ -30,7 +30,7 @@ from patroni_citus import dcs, metadata
 from patroni_citus.errors import ConfigurationError, PatroniCitusError
 from patroni_citus.planner import Endpoint
 from patroni_citus.settings import Credentials
-from patroni_citus.topology import FormationAddress
+from patroni_citus.topology import FormationAddress, formation_clusters
 
 PASSWORD_FILE_OPTION = "--new-password-file"  # noqa: S105 - an option name, not a password
 SCRAM_ITERATIONS = 4096  # PostgreSQL's default scram_iterations
@@ -262,7 +262,7 @@ def rotate_password(address: FormationAddress, new_password: str, dry_run: bool)
     between the commits leaves some groups rotated, which a re-run completes.
     """
     new = Credentials(address.credentials.username, new_password)
-    targets = rotation_targets(dcs.read_clusters(address.etcd_hosts, address.namespace), address)
+    targets = rotation_targets(formation_clusters(address), address)
     with _leader_connections(targets, address, new) as connections:
         plans = [
             GroupRotation(

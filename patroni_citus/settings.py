@@ -12,11 +12,12 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from patroni_citus.errors import ConfigurationError, SecretSettingError
 
 CitusRole = Literal["coordinator", "worker"]
+DcsKind = Literal["etcd3", "zookeeper"]
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -28,6 +29,10 @@ _SCOPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _LIBRARY_NAME = re.compile(r"^[A-Za-z0-9_.$-]{1,63}$")
 _NETWORK_KEYWORDS = frozenset({"samehost", "samenet", "all"})
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_VERIFYING_SSLMODES = frozenset({"verify-ca", "verify-full"})
+# A conninfo value that needs no quoting: citus.node_conninfo is read back by splitting on spaces.
+_CONNINFO_PATH = re.compile(r"/[^\s'\"\\]*")
+_ETCD_USER = re.compile(r"[^\s\x00-\x1f\x7f]{1,255}")
 _WILDCARD_HOSTS = frozenset({"*", "0.0.0.0", "::"})  # noqa: S104 - listen wildcards are legitimate input
 
 
@@ -59,6 +64,7 @@ class CitusSettings:
     registration_timeout: int = 60
     node_sslmode: str = CITUS_DEFAULT_SSLMODE
     node_tcp_user_timeout: int = DEFAULT_TCP_USER_TIMEOUT_MS  # 0: the kernel's (~15 min of retransmits)
+    node_sslrootcert: str | None = None  # the CA the other nodes' certificates are checked against
 
     @property
     def node_conninfo(self) -> str:
@@ -72,9 +78,15 @@ class CitusSettings:
         'sslmode=require tcp_user_timeout=30000'
         >>> CitusSettings(node_sslmode="verify-full", node_tcp_user_timeout=0).node_conninfo
         'sslmode=verify-full'
+        >>> CitusSettings(node_sslmode="verify-full", node_sslrootcert="/etc/ssl/ca.crt").node_conninfo
+        'sslmode=verify-full sslrootcert=/etc/ssl/ca.crt tcp_user_timeout=30000'
         """
-        timeout = f" tcp_user_timeout={self.node_tcp_user_timeout}" if self.node_tcp_user_timeout else ""
-        return f"sslmode={self.node_sslmode}{timeout}"
+        keywords = [f"sslmode={self.node_sslmode}"]
+        if self.node_sslrootcert is not None:
+            keywords.append(f"sslrootcert={self.node_sslrootcert}")
+        if self.node_tcp_user_timeout:
+            keywords.append(f"tcp_user_timeout={self.node_tcp_user_timeout}")
+        return " ".join(keywords)
 
     @property
     def is_coordinator(self) -> bool:
@@ -90,6 +102,38 @@ class CitusSettings:
 
 
 @dataclass(frozen=True)
+class DcsSettings:
+    """Where Patroni's DCS is and how to log in to it."""
+
+    kind: DcsKind = "etcd3"
+    hosts: tuple[str, ...] = ("127.0.0.1:2379",)
+    protocol: Literal["http", "https"] = "http"  # etcd3 only
+    cacert: str | None = None  # etcd3 only: absolute paths
+    cert: str | None = None
+    key: str | None = None
+    auth: Credentials | None = None  # etcd3 RBAC user
+
+    def patroni_section(self) -> dict[str, Any]:
+        """Patroni's own config section for this DCS; only keys that are set (protocol only when https).
+
+        >>> DcsSettings(kind="zookeeper", hosts=("zk-1:2181",)).patroni_section()
+        {'zookeeper': {'hosts': ['zk-1:2181']}}
+        >>> DcsSettings(protocol="https", cacert="/tls/ca.crt").patroni_section()
+        {'etcd3': {'hosts': ['127.0.0.1:2379'], 'protocol': 'https', 'cacert': '/tls/ca.crt'}}
+        """
+        options: dict[str, Any] = {"hosts": list(self.hosts)}
+        if self.kind == "zookeeper":
+            return {"zookeeper": options}
+        if self.protocol == "https":
+            options["protocol"] = self.protocol
+        files = {"cacert": self.cacert, "cert": self.cert, "key": self.key}
+        options |= {name: path for name, path in files.items() if path is not None}
+        if self.auth is not None:
+            options |= {"username": self.auth.username, "password": self.auth.password}
+        return {"etcd3": options}
+
+
+@dataclass(frozen=True)
 class PatroniSettings:
     """The Patroni and PostgreSQL settings the rendered patroni.yml is made from."""
 
@@ -98,7 +142,7 @@ class PatroniSettings:
     superuser: Credentials
     replication: Credentials
     namespace: str = "/service/"
-    etcd_hosts: tuple[str, ...] = ("127.0.0.1:2379",)
+    dcs: DcsSettings = field(default_factory=DcsSettings)
     restapi_listen: str = "0.0.0.0:8008"
     restapi_connect_address: str = "localhost:8008"
     restapi_auth: Credentials | None = None
@@ -114,6 +158,10 @@ class PatroniSettings:
     loop_wait: int = 10
     retry_timeout: int = 10
     synchronous_mode: bool = False
+    ssl_cert_file: str | None = None  # with ssl_key_file: PostgreSQL's ssl = on
+    ssl_key_file: str | None = None
+    ssl_ca_file: str | None = None
+    hba_hostssl: bool = False  # PG_ALLOWED_NETWORKS' pg_hba lines are hostssl, not host
 
 
 @dataclass(frozen=True)
@@ -198,9 +246,9 @@ def parse_address(setting: str, value: str, *, allow_wildcard: bool) -> str:
     return f"{host}:{int(port)}"
 
 
-def parse_address_list(setting: str, value: str) -> tuple[str, ...]:
-    """A comma-separated list of ``host:port`` addresses (e.g. etcd endpoints)."""
-    allowed = "use a comma-separated list of host:port (e.g. etcd-1:2379)"
+def parse_address_list(setting: str, value: str, example: str = "etcd-1:2379") -> tuple[str, ...]:
+    """A comma-separated list of ``host:port`` addresses (e.g. etcd or ZooKeeper endpoints)."""
+    allowed = f"use a comma-separated list of host:port (e.g. {example})"
     if not value.strip():
         raise ConfigurationError(setting, value, allowed)
     addresses = []
@@ -260,14 +308,31 @@ def _absolute_path(setting: str, value: str) -> str:
 
 
 class _Environment:
-    """Typed access to one environment mapping; remembers nothing, raises ConfigurationError."""
+    """Typed access to one environment mapping; raises ConfigurationError.
+
+    It records every name it reads (``consumed``): the entrypoint keeps exactly those out of
+    Patroni's environment, where Patroni would otherwise apply them again on top of the file.
+    """
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
+        self.consumed: set[str] = set()
 
     def raw(self, name: str) -> str | None:
+        self.consumed.add(name)
+        return self.peek(name)
+
+    def peek(self, name: str) -> str | None:
+        """Look at a variable without consuming it: it is Patroni's, and stays in Patroni's environment."""
         value = self._environ.get(name)
         return None if value is None or value.strip() == "" else value
+
+    def names_with_prefix(self, prefix: str) -> list[str]:
+        return sorted(name for name in self._environ if name.startswith(prefix))
+
+    def path(self, name: str) -> str | None:
+        value = self.raw(name)
+        return None if value is None else _absolute_path(name, value.strip())
 
     def text(self, name: str, default: str) -> str:
         value = self.raw(name)
@@ -325,43 +390,88 @@ def _is_loopback(entry: str) -> bool:
         return False
 
 
-def load_citus_settings(environ: Mapping[str, str]) -> CitusSettings:
-    """Read and check every CITUS_* variable (also when Citus is disabled: a typo is still a typo)."""
-    env = _Environment(environ)
-    enabled = env.boolean("CITUS_ENABLE", False)
+def load_citus_settings(environ: Mapping[str, str], *, pg_ssl_ca_file: str | None = None) -> CitusSettings:
+    """Read and check every CITUS_* variable (also when Citus is disabled: a typo is still a typo).
+
+    *pg_ssl_ca_file* is the server's own CA file (PG_SSL_CA_FILE, which load_settings passes): the
+    root certificate of verify-ca/verify-full when CITUS_NODE_SSLROOTCERT is unset. Without it only
+    CITUS_* values are needed, as for the settings member_config reads back from a patroni.yml.
+    """
+    return _load_citus(_Environment(environ), pg_ssl_ca_file)
+
+
+def _citus_role_and_group(env: _Environment) -> tuple[CitusRole, int]:
     role_value = env.text("CITUS_ROLE", "coordinator").lower()
     if role_value not in ("coordinator", "worker"):
         raise ConfigurationError("CITUS_ROLE", env.raw("CITUS_ROLE"), "use coordinator or worker")
-    role: CitusRole = "coordinator" if role_value == "coordinator" else "worker"
     raw_group = env.raw("CITUS_GROUP")
-    if role == "coordinator":
+    if role_value == "coordinator":
         if raw_group is not None and raw_group.strip() != "0":
             raise ConfigurationError("CITUS_GROUP", raw_group, "must be 0 for CITUS_ROLE=coordinator")
-        group = 0
-    else:
-        if raw_group is None:
-            raise ConfigurationError(
-                "CITUS_GROUP", None, "required for CITUS_ROLE=worker; use an integer >= 1"
-            )
-        group = env.integer("CITUS_GROUP", 0, 1, 2**31 - 1)
+        return "coordinator", 0
+    if raw_group is None:
+        raise ConfigurationError("CITUS_GROUP", None, "required for CITUS_ROLE=worker; use an integer >= 1")
+    return "worker", env.integer("CITUS_GROUP", 0, 1, 2**31 - 1)
+
+
+def _coordinator_hosts(env: _Environment, *, required: bool) -> tuple[str, ...]:
     hosts_value = env.raw("CITUS_COORDINATOR_HOST")
-    coordinator_hosts = (
-        ("localhost",) if hosts_value is None else parse_host_list("CITUS_COORDINATOR_HOST", hosts_value)
+    if hosts_value is not None:
+        return parse_host_list("CITUS_COORDINATOR_HOST", hosts_value)
+    if required:
+        # localhost would only ever find a coordinator on the worker's own machine: never the right one.
+        raise ConfigurationError(
+            "CITUS_COORDINATOR_HOST",
+            None,
+            "required for CITUS_ROLE=worker: list the coordinator group's members (e.g. coord-1,coord-2)",
+        )
+    return ("localhost",)
+
+
+def _node_sslrootcert(env: _Environment, sslmode: str, pg_ssl_ca_file: str | None) -> str | None:
+    """CITUS_NODE_SSLROOTCERT; else, for the modes that check certificates, the server's own CA file."""
+    allowed = "use an absolute path without spaces, quotes or backslashes (it goes into citus.node_conninfo)"
+    own = env.path("CITUS_NODE_SSLROOTCERT")
+    if own is not None:
+        return _matching("CITUS_NODE_SSLROOTCERT", own, _CONNINFO_PATH, allowed)
+    if sslmode not in _VERIFYING_SSLMODES:
+        return None
+    if pg_ssl_ca_file is None:
+        raise ConfigurationError(
+            "CITUS_NODE_SSLMODE",
+            env.raw("CITUS_NODE_SSLMODE"),
+            f"{sslmode} checks the other nodes' certificates against a CA; "
+            "set CITUS_NODE_SSLROOTCERT (or PG_SSL_CA_FILE) to the CA's certificate",
+        )
+    return _matching(
+        "PG_SSL_CA_FILE",
+        pg_ssl_ca_file,
+        _CONNINFO_PATH,
+        f"it is the root certificate of CITUS_NODE_SSLMODE={sslmode}: {allowed}, "
+        "or set CITUS_NODE_SSLROOTCERT",
     )
+
+
+def _load_citus(env: _Environment, pg_ssl_ca_file: str | None) -> CitusSettings:
+    enabled = env.boolean("CITUS_ENABLE", False)
+    role, group = _citus_role_and_group(env)
+    coordinator_hosts = _coordinator_hosts(env, required=enabled and role == "worker")
     database = _matching(
         "CITUS_DATABASE",
         env.text("CITUS_DATABASE", "citus"),
         _DATABASE_NAME,
         "use a database name of letters, digits, _ and - starting with a letter or _ (at most 63)",
     )
-    sslmode = env.raw("CITUS_NODE_SSLMODE")
-    if sslmode is not None and sslmode.strip().lower() not in _SSLMODES:
-        raise ConfigurationError("CITUS_NODE_SSLMODE", sslmode, f"use one of {', '.join(_SSLMODES)}")
-    builtin_mode = [name for name in ("PATRONI_CITUS_GROUP", "PATRONI_CITUS_DATABASE") if env.raw(name)]
+    sslmode_value = env.raw("CITUS_NODE_SSLMODE")
+    sslmode = CITUS_DEFAULT_SSLMODE if sslmode_value is None else sslmode_value.strip().lower()
+    if sslmode not in _SSLMODES:
+        raise ConfigurationError("CITUS_NODE_SSLMODE", sslmode_value, f"use one of {', '.join(_SSLMODES)}")
+    # Only looked at, never consumed: without CITUS_ENABLE they are Patroni's, for its built-in mode.
+    builtin_mode = [name for name in ("PATRONI_CITUS_GROUP", "PATRONI_CITUS_DATABASE") if env.peek(name)]
     if enabled and builtin_mode:
         raise ConfigurationError(
             builtin_mode[0],
-            env.raw(builtin_mode[0]),
+            env.peek(builtin_mode[0]),
             "enables Patroni's built-in Citus mode, which must not be combined with CITUS_ENABLE; unset one",
         )
     return CitusSettings(
@@ -374,11 +484,142 @@ def load_citus_settings(environ: Mapping[str, str]) -> CitusSettings:
         max_prepared_transactions=env.integer("CITUS_MAX_PREPARED_TRANSACTIONS", 200, 1, 262143),
         standalone=env.boolean("CITUS_STANDALONE", all(_is_loopback(host) for host in coordinator_hosts)),
         registration_timeout=env.integer("CITUS_REGISTRATION_TIMEOUT", 60, 1, 3600),
-        node_sslmode=CITUS_DEFAULT_SSLMODE if sslmode is None else sslmode.strip().lower(),
+        node_sslmode=sslmode,
         node_tcp_user_timeout=env.integer(
             "CITUS_NODE_TCP_USER_TIMEOUT", DEFAULT_TCP_USER_TIMEOUT_MS, 0, MAX_TCP_USER_TIMEOUT_MS
         ),
+        node_sslrootcert=_node_sslrootcert(env, sslmode, pg_ssl_ca_file),
     )
+
+
+def _both_or_neither(first: tuple[str, str | None], second: tuple[str, str | None], why: str) -> None:
+    """Refuse one of a pair set without the other, naming the missing one."""
+    (first_name, first_value), (second_name, second_value) = first, second
+    if (first_value is None) != (second_value is None):
+        present, missing = (first_name, second_name) if second_value is None else (second_name, first_name)
+        raise ConfigurationError(missing, None, f"required with {present}: {why}")
+
+
+def load_dcs_settings(environ: Mapping[str, str]) -> DcsSettings:
+    """Read and check the DCS variables (Patroni's own names): etcd3 unless PATRONI_ZOOKEEPER_HOSTS is set."""
+    return _load_dcs(_Environment(environ))
+
+
+def _load_dcs(env: _Environment) -> DcsSettings:
+    zookeeper_hosts = env.raw("PATRONI_ZOOKEEPER_HOSTS")
+    if zookeeper_hosts is not None:
+        return _load_zookeeper(env, zookeeper_hosts)
+    # Read (so consumed) even when blank: Patroni would make a second DCS section of any of them.
+    for name in env.names_with_prefix("PATRONI_ZOOKEEPER_"):
+        if env.raw(name) is not None:
+            raise ConfigurationError(
+                "PATRONI_ZOOKEEPER_HOSTS",
+                None,
+                f"required when {name} is set; set it to use ZooKeeper, or unset {name} to use etcd3",
+            )
+    return _load_etcd3(env)
+
+
+def _load_zookeeper(env: _Environment, hosts: str) -> DcsSettings:
+    for name in env.names_with_prefix("PATRONI_ETCD3_"):
+        if env.raw(name) is not None:
+            raise ConfigurationError(
+                "PATRONI_ZOOKEEPER_HOSTS",
+                hosts,
+                f"set one DCS: {name} is set too; "
+                "unset PATRONI_ZOOKEEPER_HOSTS or every PATRONI_ETCD3_* variable",
+            )
+    return DcsSettings(
+        kind="zookeeper", hosts=parse_address_list("PATRONI_ZOOKEEPER_HOSTS", hosts, "zk-1:2181")
+    )
+
+
+def _load_etcd3(env: _Environment) -> DcsSettings:
+    hosts = parse_address_list("PATRONI_ETCD3_HOSTS", env.text("PATRONI_ETCD3_HOSTS", "127.0.0.1:2379"))
+    protocol_value = env.text("PATRONI_ETCD3_PROTOCOL", "http").lower()
+    if protocol_value not in ("http", "https"):
+        raise ConfigurationError(
+            "PATRONI_ETCD3_PROTOCOL", env.raw("PATRONI_ETCD3_PROTOCOL"), "use http or https"
+        )
+    files = {
+        name: env.path(name) for name in ("PATRONI_ETCD3_CACERT", "PATRONI_ETCD3_CERT", "PATRONI_ETCD3_KEY")
+    }
+    cacert, cert, key = files.values()
+    _both_or_neither(
+        ("PATRONI_ETCD3_CERT", cert),
+        ("PATRONI_ETCD3_KEY", key),
+        "a client certificate and its key go together",
+    )
+    if protocol_value == "http":
+        for name, path in files.items():
+            if path is not None:
+                raise ConfigurationError(
+                    name, path, "set PATRONI_ETCD3_PROTOCOL=https to use TLS with etcd (the protocol is http)"
+                )
+    return DcsSettings(
+        kind="etcd3",
+        hosts=hosts,
+        protocol="https" if protocol_value == "https" else "http",
+        cacert=cacert,
+        cert=cert,
+        key=key,
+        auth=_etcd3_auth(env),
+    )
+
+
+def _etcd3_auth(env: _Environment) -> Credentials | None:
+    """An etcd RBAC user: PATRONI_ETCD3_USERNAME with PATRONI_ETCD3_PASSWORD (or _FILE), or neither."""
+    username = env.raw("PATRONI_ETCD3_USERNAME")
+    password = env.secret("PATRONI_ETCD3_PASSWORD", required=username is not None)
+    if username is None:
+        if password is not None:
+            raise ConfigurationError(
+                "PATRONI_ETCD3_USERNAME",
+                None,
+                "required with PATRONI_ETCD3_PASSWORD or PATRONI_ETCD3_PASSWORD_FILE: name the etcd user",
+            )
+        return None
+    name = _matching(
+        "PATRONI_ETCD3_USERNAME",
+        username.strip(),
+        _ETCD_USER,
+        "use a user name without spaces or control characters (at most 255)",
+    )
+    assert password is not None  # required=True never returns None
+    return Credentials(name, password)
+
+
+@dataclass(frozen=True)
+class _ServerTls:
+    """PostgreSQL's own TLS: read before the Citus settings, whose root certificate may default to it."""
+
+    cert_file: str | None
+    key_file: str | None
+    ca_file: str | None
+    hba_hostssl: bool
+
+
+def _server_tls(env: _Environment) -> _ServerTls:
+    cert, key, ca = env.path("PG_SSL_CERT_FILE"), env.path("PG_SSL_KEY_FILE"), env.path("PG_SSL_CA_FILE")
+    _both_or_neither(
+        ("PG_SSL_CERT_FILE", cert),
+        ("PG_SSL_KEY_FILE", key),
+        "the server's certificate and its key go together",
+    )
+    needs_certificate = "needs PG_SSL_CERT_FILE and PG_SSL_KEY_FILE"
+    if ca is not None and cert is None:
+        raise ConfigurationError(
+            "PG_SSL_CA_FILE", ca, f"{needs_certificate}: PostgreSQL uses it only with ssl on"
+        )
+    hostssl = env.boolean("PG_HBA_HOSTSSL", False)
+    if hostssl and cert is None:
+        raise ConfigurationError(
+            "PG_HBA_HOSTSSL",
+            env.raw("PG_HBA_HOSTSSL"),
+            f"{needs_certificate}: hostssl lines admit only TLS connections, "
+            "and TLS needs the server's certificate",
+        )
+    return _ServerTls(cert_file=cert, key_file=key, ca_file=ca, hba_hostssl=hostssl)
 
 
 def _default_connect_address(listen: str, hostname: str) -> str:
@@ -390,6 +631,10 @@ def _default_connect_address(listen: str, hostname: str) -> str:
 def load_patroni_settings(environ: Mapping[str, str]) -> PatroniSettings:
     """Read and check the PATRONI_* and PG_* variables the template needs."""
     env = _Environment(environ)
+    return _load_patroni(env, _server_tls(env))
+
+
+def _load_patroni(env: _Environment, tls: _ServerTls) -> PatroniSettings:
     hostname = socket.gethostname()
     scope_value = env.raw("PATRONI_SCOPE")
     if scope_value is None:
@@ -439,9 +684,7 @@ def load_patroni_settings(environ: Mapping[str, str]) -> PatroniSettings:
         superuser=superuser,
         replication=replication,
         namespace=namespace,
-        etcd_hosts=parse_address_list(
-            "PATRONI_ETCD3_HOSTS", env.text("PATRONI_ETCD3_HOSTS", "127.0.0.1:2379")
-        ),
+        dcs=_load_dcs(env),
         restapi_listen=restapi_listen,
         restapi_connect_address=parse_address(
             "PATRONI_RESTAPI_CONNECT_ADDRESS",
@@ -474,9 +717,25 @@ def load_patroni_settings(environ: Mapping[str, str]) -> PatroniSettings:
         loop_wait=loop_wait,
         retry_timeout=retry_timeout,
         synchronous_mode=env.boolean("PATRONI_SYNCHRONOUS_MODE", False),
+        ssl_cert_file=tls.cert_file,
+        ssl_key_file=tls.key_file,
+        ssl_ca_file=tls.ca_file,
+        hba_hostssl=tls.hba_hostssl,
     )
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Validate the whole environment; raises ConfigurationError on the first bad value."""
-    return Settings(citus=load_citus_settings(environ), patroni=load_patroni_settings(environ))
+    return load_settings_with_consumed(environ)[0]
+
+
+def load_settings_with_consumed(environ: Mapping[str, str]) -> tuple[Settings, frozenset[str]]:
+    """The settings, and the name of every variable they were read from (NAME_FILE variants included).
+
+    Variables only looked at (PATRONI_CITUS_GROUP, PATRONI_CITUS_DATABASE) are not among them.
+    """
+    env = _Environment(environ)
+    tls = _server_tls(env)
+    citus = _load_citus(env, tls.ca_file)
+    settings = Settings(citus=citus, patroni=_load_patroni(env, tls))
+    return settings, frozenset(env.consumed)

@@ -33,12 +33,11 @@ class StatusResult:
 
 def collect(
     address: topology.FormationAddress,
-    standalone: bool,
     sync_grace: float,
     report: Callable[[str], None],
 ) -> StatusResult:
     """Read and judge; a metadata resync still in flight gets sync_grace seconds to finish (converging)."""
-    snapshot = topology.read_formation(address, standalone)
+    snapshot = topology.read_formation(address)
     problems = health.find_problems(snapshot)
     deadline = time.monotonic() + sync_grace
     waiting = False

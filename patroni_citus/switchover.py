@@ -20,7 +20,7 @@ from psycopg2 import sql
 from patroni_citus import dcs, metadata, patroni_api
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.planner import Endpoint, primary_rows
-from patroni_citus.topology import FormationAddress
+from patroni_citus.topology import FormationAddress, formation_clusters
 
 
 class SwitchoverError(PatroniCitusError):
@@ -37,9 +37,7 @@ class SwitchoverResult:
 
 
 def _group_cluster(address: FormationAddress, group: int) -> dcs.Cluster:
-    clusters = dcs.select_formation(
-        dcs.read_clusters(address.etcd_hosts, address.namespace), address.coordinator_hosts, address.name
-    )
+    clusters = dcs.select_formation(formation_clusters(address), address.coordinator_hosts, address.name)
     candidates = clusters.get(group) or []
     if len(candidates) != 1:
         raise SwitchoverError(f"group {group}: found {len(candidates)} Patroni clusters, need exactly one")

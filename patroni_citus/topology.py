@@ -13,24 +13,28 @@ from dataclasses import dataclass, field
 
 from patroni_citus import dcs, metadata
 from patroni_citus.errors import PatroniCitusError, UnreachableError
+from patroni_citus.patroni_dcs import DcsConfig
 from patroni_citus.planner import Endpoint, GroupLeader, NodeRow
 from patroni_citus.settings import Credentials
-
-LEADER_ROLES = ("primary", "master", "standby_leader")
 
 
 @dataclass(frozen=True)
 class FormationAddress:
-    """Where a formation lives and how to log in to its members."""
+    """Where a formation lives, how to log in to its members, and whether it has workers at all."""
 
-    etcd_hosts: tuple[str, ...]
-    namespace: str
+    dcs: DcsConfig
     credentials: Credentials
     database: str = "citus"
     coordinator_hosts: str | None = None
     name: str | None = None
     coordinator_endpoints: tuple[tuple[str, int], ...] = ()
     rest_auth: Credentials | None = None
+    standalone: bool = False  # a coordinator without workers: it holds the shards itself
+
+
+def formation_clusters(address: FormationAddress) -> dict[str, dcs.Cluster]:
+    """The DCS clusters that may belong to the formation (all of the namespace's without a name)."""
+    return dcs.read_clusters(address.dcs, address.name)
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,9 @@ def _coordinator_rows(
         return None, str(exc)
 
 
-def read_formation(address: FormationAddress, standalone: bool = False) -> FormationSnapshot:
+def read_formation(address: FormationAddress) -> FormationSnapshot:
     """Read the DCS, every member and the coordinator's pg_dist_node; raises only when the DCS is down."""
-    clusters = dcs.read_clusters(address.etcd_hosts, address.namespace)
+    clusters = formation_clusters(address)
     selected = dcs.select_formation(clusters, coordinator_hosts=address.coordinator_hosts, name=address.name)
     members: list[MemberSnapshot] = []
     leaders: list[GroupLeader] = []
@@ -120,8 +124,8 @@ def read_formation(address: FormationAddress, standalone: bool = False) -> Forma
             preload = parameters.get("shared_preload_libraries")
             if cluster.builtin_group is None:  # Patroni's built-in mode adds citus itself at start
                 dcs_preload[cluster.scope] = None if preload is None else str(preload)
-            leader = cluster.leader_member
-            if leader is not None and leader.endpoint is not None and leader.role in LEADER_ROLES:
+            leader = cluster.running_leader if len(group_clusters) == 1 else None
+            if leader is not None and leader.endpoint is not None:
                 leaders.append(GroupLeader(group, leader.endpoint))
                 group_has_leader = True
             members.extend(
@@ -154,7 +158,7 @@ def read_formation(address: FormationAddress, standalone: bool = False) -> Forma
         dcs_preload=dcs_preload,
         rows=rows,
         coordinator_error=coordinator_error,
-        standalone=standalone,
+        standalone=address.standalone,
         leaderless_groups=leaderless,
     )
 

@@ -2,13 +2,15 @@
 # Prepare THIS machine to build and run the image with rootful podman, then build it.
 #
 # Everything host-specific lives here, never in the Dockerfile (see docs/container.md):
-#   1. podman, runc, netavark, debootstrap and docker-compose from Debian;
+#   1. podman, runc, netavark, debootstrap, docker-compose and python3-cryptography from Debian;
 #   2. a containers.conf drop-in: runc (Debian's crun fails on hybrid cgroups), cgroupfs, file
 #      events, and default ulimits no higher than this host allows (else "error setting rlimits");
 #   3. debian:bookworm-slim made locally with debootstrap (no image registry is reachable);
 #   4. a wheelhouse built on the host (HTTPS from inside a build does not trust this host's CAs);
-#   5. the test etcd image (Debian's etcd) and the patroni-citus image, stand-in flavour;
-#   6. the runtime image's size, checked against its budget.
+#   5. compose.yaml's TLS files in docker/demo-tls (docker/make-demo-certs.py; never committed),
+#      unless they exist (the container tests make their own per formation);
+#   6. the test etcd image (Debian's etcd) and the patroni-citus image, stand-in flavour;
+#   7. the runtime image's size, checked against its budget.
 # Usage: scripts/container-setup.sh [--no-build]    (env: see the variables below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,10 @@ BASE_IMAGE=docker.io/library/debian:bookworm-slim
 IMAGE_BUDGET_MB=${PATRONI_CITUS_IMAGE_BUDGET_MB:-500}
 CONTAINERS_CONF=/etc/containers/containers.conf.d/50-patroni-citus.conf
 WHEELHOUSE=docker/wheelhouse
+DEMO_TLS=${PATRONI_CITUS_TLS_DIR:-docker/demo-tls}
 PATRONI_VERSION=$(sed -n 's/^ARG PATRONI_VERSION=//p' Dockerfile)
+# What the image installs beside patroni-citus: Patroni with the DCS clients it needs (etcd3, ZooKeeper).
+PATRONI_REQUIREMENT="patroni[etcd3,zookeeper]==${PATRONI_VERSION}"
 BUILD=1
 [ "${1:-}" = "--no-build" ] && BUILD=0
 
@@ -35,8 +40,9 @@ step_done() {
   echo "    done in $((SECONDS - step_started))s"
 }
 
-step "system packages: podman, runc, netavark, debootstrap, docker-compose"
-CONTAINER_PACKAGES=(podman runc netavark aardvark-dns iptables debootstrap docker-compose uidmap)
+step "system packages: podman, runc, netavark, debootstrap, docker-compose, python3-cryptography"
+# python3-cryptography: docker/make-demo-certs.py runs with Debian's python3, as the docs show.
+CONTAINER_PACKAGES=(podman runc netavark aardvark-dns iptables debootstrap docker-compose uidmap python3-cryptography)
 missing=()
 for package in "${CONTAINER_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
@@ -129,7 +135,7 @@ fi
 podman image ls --format '    {{.Repository}}:{{.Tag}} {{.Size}}' "$BASE_IMAGE"
 step_done
 
-step "wheelhouse ${WHEELHOUSE} (patroni-citus + patroni[etcd3]==${PATRONI_VERSION})"
+step "wheelhouse ${WHEELHOUSE} (patroni-citus + ${PATRONI_REQUIREMENT})"
 wheel_python="${PATRONI_CITUS_VENV}/bin/python"
 if [ ! -x "$wheel_python" ]; then
   wheel_venv=$(mktemp -d /var/tmp/patroni-citus-wheel-venv.XXXXXX)
@@ -138,9 +144,17 @@ if [ ! -x "$wheel_python" ]; then
 fi
 find "$WHEELHOUSE" -name '*.whl' -delete
 "$wheel_python" -m pip wheel -q --disable-pip-version-check --use-pep517 --wheel-dir "$WHEELHOUSE" \
-  . "patroni[etcd3]==${PATRONI_VERSION}" 2> >(grep -v "^WARNING: Location 'file:" >&2)
+  . "$PATRONI_REQUIREMENT" 2> >(grep -v "^WARNING: Location 'file:" >&2)
 [ -n "${wheel_venv:-}" ] && rm -rf "$wheel_venv"
 echo "    $(find "$WHEELHOUSE" -name '*.whl' | wc -l) wheels"
+step_done
+
+step "demo TLS files ${DEMO_TLS} (docker/make-demo-certs.py: a private CA, etcd's and each member's certificate)"
+if [ -f "${DEMO_TLS}/ca.crt" ]; then
+  echo "    present (made earlier; delete ${DEMO_TLS} to make a new CA)"
+else
+  as_root /usr/bin/python3 docker/make-demo-certs.py "$DEMO_TLS" | sed 's/^/    /'
+fi
 step_done
 
 if [ "$BUILD" -eq 0 ]; then

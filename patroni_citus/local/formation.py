@@ -6,15 +6,12 @@ template an operator's container uses, so the local formation exercises the prod
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +19,20 @@ from typing import Any
 
 import yaml
 
-from patroni_citus import convergence, dcs, patroni_api, rotation
+from patroni_citus import convergence, patroni_api, rotation
 from patroni_citus.errors import ConfigurationError, PatroniCitusError, UnreachableError
-from patroni_citus.local import network, pgtree, processes
-from patroni_citus.local.layout import LOOPBACK, FormationLayout, FormationState, MemberLayout
+from patroni_citus.local import certs, etcd, network, pgtree, processes, zookeeper
+from patroni_citus.local.layout import (
+    ETCD_CLI_USER,
+    ETCD_PATRONI_USER,
+    FormationLayout,
+    FormationState,
+    MemberLayout,
+)
 from patroni_citus.member_config import load_member_config
 from patroni_citus.settings import load_settings
-from patroni_citus.template import default_scripts_dir, render_config, write_private_file
-from patroni_citus.topology import FormationAddress
+from patroni_citus.template import CALLBACK_SCRIPTS, default_scripts_dir, render_config, write_private_file
+from patroni_citus.topology import FormationAddress, formation_clusters
 
 Reporter = Callable[[str], None]
 SUPERUSER = "postgres"
@@ -81,12 +84,36 @@ def resolve_postgres(
     return pgtree.install_standin(private_tree, source), "standin"
 
 
-def _password(layout: FormationLayout, kind: str) -> Path:
-    """Each formation gets its own random passwords, kept in files the caller alone can read."""
-    path = layout.secrets_dir / f"{kind}.password"
-    if not path.exists():
-        write_private_file(path, secrets.token_urlsafe(24) + "\n")
-    return path
+def dcs_environment(layout: FormationLayout) -> dict[str, str]:
+    """A member's DCS settings: ZooKeeper's hosts, or etcd's (--tls: https, Patroni's certificate, user)."""
+    if layout.dcs == "zookeeper":
+        return {"PATRONI_ZOOKEEPER_HOSTS": layout.dcs_hosts}
+    variables = {"PATRONI_ETCD3_HOSTS": layout.dcs_hosts}
+    if layout.tls:
+        client = layout.client_tls(ETCD_PATRONI_USER)
+        variables |= {
+            "PATRONI_ETCD3_PROTOCOL": "https",
+            "PATRONI_ETCD3_CACERT": str(layout.ca.cert),
+            "PATRONI_ETCD3_CERT": str(client.cert),
+            "PATRONI_ETCD3_KEY": str(client.key),
+            "PATRONI_ETCD3_USERNAME": ETCD_PATRONI_USER,
+            "PATRONI_ETCD3_PASSWORD_FILE": str(layout.secret(f"etcd-{ETCD_PATRONI_USER}")),
+        }
+    return variables
+
+
+def tls_environment(layout: FormationLayout, member: MemberLayout) -> dict[str, str]:
+    """--tls: the member's own server certificate, hostssl on the formation's network, verified node links."""
+    if not layout.tls:
+        return {}
+    return {
+        "PG_SSL_CERT_FILE": str(member.server_tls.cert),
+        "PG_SSL_KEY_FILE": str(member.server_tls.key),
+        "PG_SSL_CA_FILE": str(layout.ca.cert),
+        "PG_HBA_HOSTSSL": "true",
+        "CITUS_NODE_SSLMODE": "verify-full",
+        "CITUS_NODE_SSLROOTCERT": str(layout.ca.cert),
+    }
 
 
 def member_environment(layout: FormationLayout, member: MemberLayout, bindir: Path) -> dict[str, str]:
@@ -94,18 +121,18 @@ def member_environment(layout: FormationLayout, member: MemberLayout, bindir: Pa
     return {
         "PATRONI_SCOPE": member.scope,
         "PATRONI_NAME": member.name,
-        "PATRONI_ETCD3_HOSTS": f"{layout.host_address}:{layout.etcd_client_port}",
+        **dcs_environment(layout),
         "PATRONI_RESTAPI_LISTEN": f"{member.host}:{member.rest_port}",
         "PATRONI_RESTAPI_CONNECT_ADDRESS": f"{member.host}:{member.rest_port}",
-        "PATRONI_RESTAPI_PASSWORD_FILE": str(_password(layout, "restapi")),
+        "PATRONI_RESTAPI_PASSWORD_FILE": str(layout.secret("restapi")),
         "PATRONI_POSTGRESQL_LISTEN": f"{member.host}:{member.postgres_port}",
         "PATRONI_POSTGRESQL_CONNECT_ADDRESS": f"{member.host}:{member.postgres_port}",
         "PATRONI_POSTGRESQL_DATA_DIR": str(member.data_dir),
         "PATRONI_POSTGRESQL_BIN_DIR": str(bindir),
         "PATRONI_POSTGRESQL_PGPASS": str(Path(member.directory) / "pgpass"),
         "PATRONI_SUPERUSER_USERNAME": SUPERUSER,
-        "PATRONI_SUPERUSER_PASSWORD_FILE": str(_password(layout, "superuser")),
-        "PATRONI_REPLICATION_PASSWORD_FILE": str(_password(layout, "replication")),
+        "PATRONI_SUPERUSER_PASSWORD_FILE": str(layout.secret("superuser")),
+        "PATRONI_REPLICATION_PASSWORD_FILE": str(layout.secret("replication")),
         "PATRONI_TTL": "20",
         "PATRONI_LOOP_WAIT": "2",
         "PATRONI_RETRY_TIMEOUT": "5",
@@ -118,6 +145,7 @@ def member_environment(layout: FormationLayout, member: MemberLayout, bindir: Pa
         "CITUS_COORDINATOR_HOST": layout.coordinator_hosts(),
         "CITUS_DATABASE": DATABASE,
         "CITUS_STANDALONE": "true" if layout.workers == 0 else "false",
+        **tls_environment(layout, member),
     }
 
 
@@ -191,57 +219,21 @@ def pgpass_escape(value: str) -> str:
 
 
 def _write_operator_pgpass(layout: FormationLayout) -> None:
-    password = pgpass_escape(_password(layout, "superuser").read_text().rstrip("\r\n"))
+    password = pgpass_escape(layout.secret("superuser").read_text().rstrip("\r\n"))
     lines = [f"{m.host}:{m.postgres_port}:*:{SUPERUSER}:{password}" for m in layout.all_members()]
     write_private_file(layout.pgpass_path, "\n".join(lines) + "\n")
 
 
-def _start_etcd(layout: FormationLayout, report: Reporter) -> int:
-    layout.etcd_dir.mkdir(parents=True, exist_ok=True)
-    client = f"http://{layout.host_address}:{layout.etcd_client_port}"
-    peer = f"http://{layout.host_address}:{layout.etcd_peer_port}"
-    listen = ",".join(dict.fromkeys((f"http://{LOOPBACK}:{layout.etcd_client_port}", client)))
-    etcd = shutil.which("etcd")
-    if etcd is None:
-        raise FormationError("etcd is not installed; apt-get install etcd-server")
-    pid = processes.spawn(
-        [
-            etcd,
-            "--name",
-            f"{layout.name}-etcd",
-            "--data-dir",
-            str(layout.etcd_dir / "data"),
-            "--listen-client-urls",
-            listen,
-            "--advertise-client-urls",
-            client,
-            "--listen-peer-urls",
-            peer,
-            "--initial-advertise-peer-urls",
-            peer,
-            "--initial-cluster",
-            f"{layout.name}-etcd={peer}",
-            "--initial-cluster-state",
-            "new",
-        ],
-        layout.etcd_dir / "etcd.log",
-        cwd=layout.etcd_dir,
-        env={"PATH": "/usr/bin:/bin", "ETCD_UNSUPPORTED_ARCH": "", "HOME": str(layout.etcd_dir)},
-    )
-    report(f"etcd: started (pid {pid}) on {client}, waiting for it to answer")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if not processes.is_alive(pid):
-            raise FormationError(f"etcd exited at start; see {layout.etcd_dir / 'etcd.log'}")
-        try:
-            with urllib.request.urlopen(f"{client}/health", timeout=1) as response:  # noqa: S310
-                if json.loads(response.read()).get("health") == "true":
-                    report("etcd: healthy")
-                    return pid
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.2)
-    raise FormationError(f"etcd did not become healthy within 30 s; see {layout.etcd_dir / 'etcd.log'}")
+def _start_dcs(layout: FormationLayout, report: Reporter) -> int:
+    return zookeeper.start(layout, report) if layout.dcs == "zookeeper" else etcd.start(layout, report)
+
+
+def _stop_dcs(state: FormationState, report: Reporter) -> None:
+    pid, kind = state.dcs_pid, state.layout.dcs
+    is_ours = zookeeper.is_ours if kind == "zookeeper" else etcd.is_ours
+    if pid and processes.is_alive(pid) and is_ours(pid):
+        processes.stop(pid, 15)
+        report(f"{kind}: stopped")
 
 
 def _member_role(member: MemberLayout) -> tuple[str, str]:
@@ -284,46 +276,45 @@ def _wait_for_members(state: FormationState, report: Reporter, timeout: float) -
             )
 
 
-def formation_address(layout: FormationLayout) -> tuple[FormationAddress, bool]:
+def formation_address(layout: FormationLayout) -> FormationAddress:
     """How status/reconcile reach this formation (by config in callbacks mode, by name in built-in mode)."""
     config = load_member_config(layout.member(0, 0).config_path)
     if layout.mode == "callbacks":
-        return convergence.member_address(config), config.citus.standalone
+        return convergence.member_address(config)
     endpoints = tuple((m.host, m.postgres_port) for m in layout.group_members(0))
-    address = FormationAddress(
-        etcd_hosts=config.etcd_hosts,
-        namespace=config.namespace,
+    return FormationAddress(
+        dcs=config.dcs,
         credentials=config.superuser,
         database=DATABASE,
         name=layout.name,
         coordinator_endpoints=endpoints,
         rest_auth=config.rest_auth,
+        standalone=layout.workers == 0,
     )
-    return address, layout.workers == 0
 
 
-def _unregistered(layout: FormationLayout, address: FormationAddress, standalone: bool) -> str:
+def _unregistered(layout: FormationLayout, address: FormationAddress) -> str:
     """What still keeps pg_dist_node from matching the DCS; empty once every group is registered.
 
     A group whose leader key is not written yet (Patroni writes it after post_bootstrap) plans no
     change, so it counts as pending here rather than as registered.
     """
-    clusters = dcs.read_clusters(address.etcd_hosts, address.namespace)
+    clusters = formation_clusters(address)
     led = {leader.group for leader in convergence.formation_leaders(clusters, address)}
     leaderless = sorted(set(range(layout.workers + 1)) - led)
     if leaderless:
         return f"no running leader in the DCS yet for group(s) {', '.join(map(str, leaderless))}"
-    return "; ".join(change.describe() for change in convergence.reconcile(address, standalone, dry_run=True))
+    return "; ".join(change.describe() for change in convergence.reconcile(address, dry_run=True))
 
 
 def _wait_for_metadata(layout: FormationLayout, report: Reporter, timeout: float) -> None:
     """Wait until every group's leader is registered in the coordinator's pg_dist_node."""
-    address, standalone = formation_address(layout)
+    address = formation_address(layout)
     started = time.monotonic()
     last = ""
     while True:
         try:
-            seen = _unregistered(layout, address, standalone)
+            seen = _unregistered(layout, address)
         except PatroniCitusError as exc:
             seen = str(exc)
         if not seen:
@@ -361,15 +352,17 @@ def up(
     report: Reporter,
     timeout: float = 240.0,
 ) -> FormationState:
-    """Start etcd and every member, wait until each group has a leader; stop everything on failure."""
+    """Start the DCS and every member, wait until each group has a leader; stop everything on failure."""
     existing = FormationState.load(layout.base)
     if existing is not None:
-        if any(processes.is_alive(pid) for pid in [existing.etcd_pid, *existing.member_pids.values()]):
+        if any(processes.is_alive(pid) for pid in [existing.dcs_pid, *existing.member_pids.values()]):
             raise FormationError(f"a formation is already running in {layout.base}; run `local down` first")
         if existing.layout != layout:
+            old = existing.layout
             raise FormationError(
-                f"{layout.base} holds a formation of another shape ({existing.layout.workers} workers, "
-                f"{existing.layout.members} members, port base {existing.layout.port_base}); "
+                f"{layout.base} holds a formation of another shape ({old.workers} workers, "
+                f"{old.members} members, port base {old.port_base}, --dcs {old.dcs}"
+                f"{', --tls' if old.tls else ''}, --network {old.network}); "
                 "use those options, another --base-dir, or `local down --purge`"
             )
     if layout.network == "netns":
@@ -384,13 +377,16 @@ def up(
     report(f"PostgreSQL binaries: {bindir} (Citus: {flavour})")
     state = FormationState(layout=layout, bindir=str(bindir), citus=flavour)
     try:
+        if layout.tls:
+            made = certs.ensure_formation_certificates(layout, user)
+            report(f"tls: {len(made)} certificate(s) made under {layout.tls_dir}" if made else "tls: reusing")
         for member in layout.all_members():
             _prepare_member(layout, member, bindir, user)
         _write_operator_pgpass(layout)
         state.save()
         if layout.network == "netns":
             network.create(layout, report)
-        state.etcd_pid = _start_etcd(layout, report)
+        state.dcs_pid = _start_dcs(layout, report)
         state.save()
         for member in layout.all_members():
             pid = _spawn_member(state, member, user)
@@ -427,20 +423,32 @@ def _stop_members(state: FormationState, report: Reporter) -> None:
         if postmaster is not None:
             report(f"{member.name}: stopping orphaned PostgreSQL (pid {postmaster})")
             processes.stop(postmaster, 30, signal.SIGINT)
+    _stop_callbacks(state.layout, report)
+
+
+def _stop_callbacks(layout: FormationLayout, report: Reporter) -> None:
+    """Callbacks outlive their Patroni (one may still be retrying a registration): stop them too.
+
+    Each is safe to kill at any point, by design; they are found by the member's config in their argv.
+    """
+    for member in layout.all_members():
+        pids = [
+            pid
+            for pid in processes.pids_mentioning(str(member.config_path))
+            if any(script in processes.command_line(pid) for script in CALLBACK_SCRIPTS.values())
+        ]
+        for pid in pids:
+            processes.stop(pid, 5)
+        if pids:
+            report(f"{member.name}: stopped {len(pids)} callback(s) still running")
 
 
 def down(base_dir: Path, purge: bool, report: Reporter) -> None:
     """Stop every process the formation in base_dir started; remove its files only with purge."""
     state = _load_state(base_dir)
     _stop_members(state, report)
-    if (
-        state.etcd_pid
-        and processes.is_alive(state.etcd_pid)
-        and "etcd" in processes.command_line(state.etcd_pid)
-    ):
-        processes.stop(state.etcd_pid, 15)
-        report("etcd: stopped")
-    state.etcd_pid = None
+    _stop_dcs(state, report)
+    state.dcs_pid = None
     state.member_pids = {}
     state.save()
     if state.layout.network == "netns":
@@ -466,17 +474,36 @@ def _load_state(base_dir: Path) -> FormationState:
 
 
 def shell_environment(base_dir: Path) -> dict[str, str]:
-    """libpq and patroni-citus variables that point a shell at this formation's coordinator."""
+    """libpq and patroni-citus variables that point a shell at this formation's coordinator.
+
+    A --tls formation gets the CLI's own etcd login (read-only user, its client certificate) and
+    PATRONI_CITUS_DCS / PATRONI_CITUS_FORMATION instead of PATRONI_CITUS_CONFIG: a member's patroni.yml holds
+    Patroni's read-write etcd login and the superuser's password, more than status and reconcile need.
+    """
     layout = _load_state(base_dir).layout
     coordinators = layout.group_members(0)
-    return {
-        "PATRONI_CITUS_CONFIG": str(layout.member(0, 0).config_path),
+    variables = {
         "PGHOST": ",".join(m.host for m in coordinators),
         "PGPORT": ",".join(str(m.postgres_port) for m in coordinators),
         "PGUSER": SUPERUSER,
         "PGDATABASE": DATABASE,
         "PGPASSFILE": str(layout.pgpass_path),
         "PGTARGETSESSIONATTRS": "read-write",
+    }
+    if not layout.tls:
+        return {"PATRONI_CITUS_CONFIG": str(layout.member(0, 0).config_path), **variables}
+    client = layout.client_tls(ETCD_CLI_USER)
+    return {
+        "PATRONI_CITUS_DCS": layout.dcs_url,
+        "PATRONI_CITUS_FORMATION": layout.name,
+        "PATRONI_ETCD3_CACERT": str(layout.ca.cert),
+        "PATRONI_ETCD3_CERT": str(client.cert),
+        "PATRONI_ETCD3_KEY": str(client.key),
+        "PATRONI_ETCD3_USERNAME": ETCD_CLI_USER,
+        "PATRONI_ETCD3_PASSWORD_FILE": str(layout.password_file(f"etcd-{ETCD_CLI_USER}")),
+        **variables,
+        "PGSSLMODE": "verify-full",
+        "PGSSLROOTCERT": str(layout.ca.cert),
     }
 
 
@@ -579,9 +606,9 @@ def rotate_password(base_dir: Path, new_password: str, dry_run: bool) -> LocalRo
     """
     state = _load_state(base_dir)
     layout = state.layout
-    address, _standalone = formation_address(layout)
+    address = formation_address(layout)
     groups = rotation.rotate_password(address, new_password, dry_run)
-    secret = layout.secrets_dir / "superuser.password"
+    secret = layout.password_file("superuser")
     verb = "would" if dry_run else "did"
     files = [f"{verb} rewrite {path}" for path in (secret, layout.pgpass_path)]
     members: list[str] = []

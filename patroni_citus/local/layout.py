@@ -6,10 +6,12 @@ Everything lives under one base directory so `down --purge` (and nothing else) c
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from patroni_citus.errors import ConfigurationError
+from patroni_citus.template import write_private_file
 
 STATE_FILE = "formation.json"
 MAX_WORKERS = 8
@@ -21,6 +23,21 @@ MODES = ("callbacks", "builtin")
 # loopback: every process on 127.0.0.1 (no privileges needed); netns: each member a host of its own in a
 # network namespace on a bridge, so one member's traffic can be cut (partition drills; needs root).
 NETWORKS = ("loopback", "netns")
+# etcd: etcd 3 (v3 API), optionally TLS with RBAC; zookeeper: a standalone ZooKeeper from Debian's package.
+DCS_KINDS = ("etcd", "zookeeper")
+#: etcd RBAC users of a --tls formation; each also names (in OU) its client certificate.
+ETCD_ROOT_USER = "root"
+ETCD_PATRONI_USER = "patroni"  # read-write on the namespace: every member's Patroni
+ETCD_CLI_USER = "patroni-citus-cli"  # read-only on the namespace: status, reconcile --dry-run
+NAMESPACE = "/service/"
+
+
+@dataclass(frozen=True)
+class TlsPair:
+    """A certificate and its private key, as files."""
+
+    cert: Path
+    key: Path
 
 
 @dataclass(frozen=True)
@@ -56,10 +73,21 @@ class MemberLayout:
     def rest_url(self) -> str:
         return f"http://{self.host}:{self.rest_port}"
 
+    @property
+    def server_tls(self) -> TlsPair:
+        """PostgreSQL's server certificate (--tls): beside the data directory, owned by the service user."""
+        return TlsPair(Path(self.directory) / "server.crt", Path(self.directory) / "server.key")
+
 
 @dataclass(frozen=True)
 class FormationLayout:
-    """The shape of a local formation: a coordinator group (0) and worker groups 1..workers."""
+    """The shape of a local formation: a coordinator group (0) and worker groups 1..workers.
+
+    >>> FormationLayout("/f", dcs="zookeeper", tls=True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    patroni_citus.errors.ConfigurationError: --tls='on' is invalid: TLS is built for etcd only, not --dcs ...
+    """
 
     base_dir: str
     name: str = "demo"
@@ -69,6 +97,8 @@ class FormationLayout:
     synchronous: bool = False
     mode: str = "callbacks"
     network: str = "loopback"
+    dcs: str = "etcd"
+    tls: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.workers <= MAX_WORKERS:
@@ -79,6 +109,14 @@ class FormationLayout:
             raise ConfigurationError("--mode", self.mode, f"use one of {', '.join(MODES)}")
         if self.network not in NETWORKS:
             raise ConfigurationError("--network", self.network, f"use one of {', '.join(NETWORKS)}")
+        if self.dcs not in DCS_KINDS:
+            raise ConfigurationError("--dcs", self.dcs, f"use one of {', '.join(DCS_KINDS)}")
+        if self.tls and self.dcs != "etcd":
+            raise ConfigurationError(
+                "--tls",
+                "on",
+                f"TLS is built for etcd only, not --dcs {self.dcs}; drop --tls or use --dcs etcd",
+            )
         if not 1024 <= self.port_base <= 65535 - 300:
             raise ConfigurationError("--port-base", str(self.port_base), f"use 1024 to {65535 - 300}")
 
@@ -110,12 +148,75 @@ class FormationLayout:
         return self.port_base + 1
 
     @property
+    def zookeeper_client_port(self) -> int:
+        return self.port_base
+
+    @property
+    def dcs_client_port(self) -> int:
+        return self.zookeeper_client_port if self.dcs == "zookeeper" else self.etcd_client_port
+
+    @property
+    def dcs_hosts(self) -> str:
+        """Where the members and the CLI reach the DCS, host:port (the bridge's address with netns)."""
+        return f"{self.host_address}:{self.dcs_client_port}"
+
+    @property
+    def dcs_url(self) -> str:
+        """The CLI's --dcs for this formation.
+
+        >>> FormationLayout("/f", port_base=47800, tls=True).dcs_url
+        'https://127.0.0.1:47800'
+        >>> FormationLayout("/f", port_base=47800, dcs="zookeeper").dcs_url
+        'zookeeper://127.0.0.1:47800'
+        """
+        scheme = "zookeeper" if self.dcs == "zookeeper" else "https" if self.tls else "http"
+        return f"{scheme}://{self.dcs_hosts}"
+
+    @property
     def etcd_dir(self) -> Path:
         return self.base / "etcd"
 
     @property
+    def zookeeper_dir(self) -> Path:
+        return self.base / "zookeeper"
+
+    @property
+    def dcs_log_path(self) -> Path:
+        if self.dcs == "zookeeper":
+            return self.zookeeper_dir / "zookeeper.log"
+        return self.etcd_dir / "etcd.log"
+
+    @property
     def secrets_dir(self) -> Path:
         return self.base / "secrets"
+
+    def password_file(self, kind: str) -> Path:
+        """Where the formation keeps one of its passwords (superuser, replication, restapi, etcd-USER)."""
+        return self.secrets_dir / f"{kind}.password"
+
+    def secret(self, kind: str) -> Path:
+        """The password file of kind, made with a random password on first use (the caller's alone)."""
+        path = self.password_file(kind)
+        if not path.exists():
+            write_private_file(path, secrets.token_urlsafe(24) + "\n")
+        return path
+
+    @property
+    def tls_dir(self) -> Path:
+        """--tls: the formation's CA and its etcd and client certificates (keys 0600)."""
+        return self.base / "tls"
+
+    @property
+    def ca(self) -> TlsPair:
+        return TlsPair(self.tls_dir / "ca.crt", self.tls_dir / "ca.key")
+
+    def client_tls(self, user: str) -> TlsPair:
+        """The client certificate of an etcd user (its CN is the user's name)."""
+        return TlsPair(self.tls_dir / f"{user}.crt", self.tls_dir / f"{user}.key")
+
+    @property
+    def etcd_tls(self) -> TlsPair:
+        return TlsPair(self.tls_dir / "etcd-server.crt", self.tls_dir / "etcd-server.key")
 
     @property
     def pgpass_path(self) -> Path:
@@ -172,8 +273,12 @@ class FormationState:
     layout: FormationLayout
     bindir: str
     citus: str
-    etcd_pid: int | None = None
+    dcs_pid: int | None = None  # etcd's or ZooKeeper's, after layout.dcs
     member_pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def etcd_pid(self) -> int | None:
+        return self.dcs_pid if self.layout.dcs == "etcd" else None
 
     def save(self) -> None:
         path = self.layout.base / STATE_FILE
@@ -195,7 +300,7 @@ class FormationState:
                 layout=FormationLayout(**raw["layout"]),
                 bindir=raw["bindir"],
                 citus=raw["citus"],
-                etcd_pid=raw.get("etcd_pid"),
+                dcs_pid=raw.get("dcs_pid", raw.get("etcd_pid")),  # etcd_pid: before --dcs
                 member_pids={str(k): int(v) for k, v in raw.get("member_pids", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -82,6 +82,17 @@ def command_line(pid: int) -> str:
         return ""
 
 
+def pids_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains text."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            pid = int(entry.name)
+            if text in command_line(pid) and is_alive(pid):
+                found.append(pid)
+    return found
+
+
 def reap_children() -> None:
     """Collect exit statuses of daemons we started in this process, so they do not linger as zombies."""
     try:

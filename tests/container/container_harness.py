@@ -37,15 +37,25 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
+CERT_TOOL = REPO_ROOT / "docker" / "make-demo-certs.py"
+#: The Python that runs docker/make-demo-certs.py, as the docs tell operators to: Debian's python3
+#: with python3-cryptography (scripts/container-setup.sh installs it); the venv need not have it.
+CERT_TOOL_PYTHON = os.environ.get("PATRONI_CITUS_CERT_PYTHON", "/usr/bin/python3")
 IMAGE = os.environ.get("PATRONI_CITUS_IMAGE", "localhost/patroni-citus:standin")
 ETCD_IMAGE = os.environ.get("PATRONI_CITUS_ETCD_IMAGE", "localhost/patroni-citus-etcd:test")
 REQUIRE = os.environ.get("PATRONI_CITUS_REQUIRE_CONTAINERS", "") == "1"
 CONFIG_IN_CONTAINER = "/var/lib/postgresql/patroni.yml"
 SCOPES = ("demo-0", "demo-1", "demo-2")
 COORDINATORS = ("coordinator-a", "coordinator-b")
+#: compose.yaml's secrets: one file NAME-password each in PATRONI_CITUS_SECRETS_DIR.
+SECRET_NAMES = ("superuser", "replication", "restapi", "etcd-root", "etcd-patroni")
+#: Where compose.yaml mounts a container's own directory of make-demo-certs.py's output.
+TLS_IN_CONTAINER = "/run/tls"
+#: etcdctl's TLS flags and the files of a make-demo-certs.py directory they take.
+_ETCDCTL_TLS = (("cacert", "ca.crt"), ("cert", "tls.crt"), ("key", "tls.key"))
 SETUP_HINT = "run scripts/container-setup.sh (as root) first"
 #: Log lines that repeat every loop and say nothing about a failure.
-_LOG_NOISE = ("INFO: no action.", "LOG:  checkpoint ", "raft20", "etcdserver")
+_LOG_NOISE = ("INFO: no action.", "LOG:  checkpoint ", "raft20", "etcdserver", "for permission checking")
 
 
 def missing_prerequisites() -> list[str]:
@@ -60,6 +70,11 @@ def missing_prerequisites() -> list[str]:
         import docker  # noqa: F401
     except ImportError:
         missing.append("the Python docker SDK (pip install docker)")
+    cryptography = subprocess.run(
+        [CERT_TOOL_PYTHON, "-c", "import cryptography"], capture_output=True, check=False
+    )
+    if cryptography.returncode != 0:
+        missing.append(f"the cryptography package for {CERT_TOOL_PYTHON} (Debian: python3-cryptography)")
     if shutil.which("podman") is not None:
         for image in (IMAGE, ETCD_IMAGE):
             found = subprocess.run(["podman", "image", "exists", image], capture_output=True, check=False)
@@ -211,9 +226,18 @@ class ComposeFormation:
     client: docker.DockerClient
     docker_host: str
     workdir: Path
-    superuser_password: str = field(repr=False)
+    passwords: dict[str, str] = field(repr=False)
     coordinator_ports: tuple[int, int] = (0, 0)
     volumes_seen: set[str] = field(default_factory=set)
+
+    @property
+    def superuser_password(self) -> str:
+        return self.passwords["superuser"]
+
+    @property
+    def tls_dir(self) -> Path:
+        """make-demo-certs.py's output for this formation: NAME/{ca.crt,tls.crt,tls.key}, and ca.crt."""
+        return self.workdir / "tls"
 
     def environment(self) -> dict[str, str]:
         secrets_dir = self.workdir / "secrets"
@@ -224,6 +248,7 @@ class ComposeFormation:
             "PATRONI_CITUS_IMAGE": IMAGE,
             "PATRONI_CITUS_ETCD_IMAGE": ETCD_IMAGE,
             "PATRONI_CITUS_SECRETS_DIR": str(secrets_dir),
+            "PATRONI_CITUS_TLS_DIR": str(self.tls_dir),
             "PATRONI_CITUS_COORDINATOR_A_PORT": str(self.coordinator_ports[0]),
             "PATRONI_CITUS_COORDINATOR_B_PORT": str(self.coordinator_ports[1]),
         }
@@ -366,8 +391,24 @@ class ComposeFormation:
             if member.get("Role") == "Leader" and member.get("State") == "running"
         }
 
-    def connect(self) -> psycopg2.extensions.connection:
-        """The coordinator's current primary through the published ports, as a client would."""
+    def etcdctl(self, *arguments: str, user: str | None = None) -> tuple[int, str, str]:
+        """etcdctl inside the etcd container, over TLS with etcd's own client certificate.
+
+        *user* logs in as that etcd user (root or patroni: compose.yaml's secret etcd-USER-password);
+        the password goes in the exec's environment, never on a command line.
+        """
+        login = {}
+        if user is not None:
+            login = {"ETCDCTL_USER": user, "ETCDCTL_PASSWORD": self.passwords[f"etcd-{user}"]}
+        tls = [f"--{flag}={TLS_IN_CONTAINER}/{name}" for flag, name in _ETCDCTL_TLS]
+        command = ["etcdctl", "--endpoints=https://127.0.0.1:2379", *tls, "--command-timeout=5s", *arguments]
+        return exec_in(self.container("etcd"), command, environment=login)
+
+    def connect(self, **tls: str) -> psycopg2.extensions.connection:
+        """The coordinator's current primary through the published ports, as a client would.
+
+        *tls*: libpq's sslmode (default prefer, as psql's) and friends, e.g. sslmode="verify-full".
+        """
         ports = ",".join(str(port) for port in self.coordinator_ports)
         connection = psycopg2.connect(
             host="127.0.0.1,127.0.0.1",
@@ -377,6 +418,7 @@ class ComposeFormation:
             dbname="citus",
             target_session_attrs="read-write",
             connect_timeout=5,
+            **tls,
         )
         connection.autocommit = True
         return connection
@@ -394,14 +436,23 @@ class ComposeFormation:
         return {int(group): str(name) for group, name in rows}
 
 
+def make_demo_certs(out_dir: Path) -> None:
+    """docker/make-demo-certs.py as docs/container.md runs it (as root: the keys go to uid 999)."""
+    result = subprocess.run(
+        [CERT_TOOL_PYTHON, str(CERT_TOOL), str(out_dir)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"{CERT_TOOL.name} failed ({result.returncode}): {result.stderr.strip()}")
+
+
 @contextlib.contextmanager
 def compose_formation(
     client: docker.DockerClient, docker_host: str, workdir: Path
 ) -> Iterator[ComposeFormation]:
-    """compose.yaml up under a fresh project name with random passwords; always torn down."""
+    """compose.yaml up under a fresh project name with random passwords and its own CA; always torn down."""
     secrets_dir = workdir / "secrets"
     secrets_dir.mkdir(mode=0o755)
-    passwords = {name: secrets.token_urlsafe(18) for name in ("superuser", "replication", "restapi")}
+    passwords = {name: secrets.token_urlsafe(18) for name in SECRET_NAMES}
     for name, password in passwords.items():
         secret = secrets_dir / f"{name}-password"
         secret.write_text(password + "\n", encoding="utf-8")
@@ -412,9 +463,10 @@ def compose_formation(
         client=client,
         docker_host=docker_host,
         workdir=workdir,
-        superuser_password=passwords["superuser"],
+        passwords=passwords,
         coordinator_ports=(free_port(), free_port()),
     )
+    make_demo_certs(formation.tls_dir)
     progress(f"compose project {formation.project}: up (image {IMAGE})")
     try:
         formation.up()

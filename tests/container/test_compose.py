@@ -1,18 +1,23 @@
 """compose.yaml for real under podman: the formation registers, serves a distributed table, and a
-killed worker primary's pg_dist_node row follows Patroni's new leader.
+killed worker primary's pg_dist_node row follows Patroni's new leader; etcd and PostgreSQL speak
+only TLS, and etcd only to its users.
 
 One scenario on one formation (module scope), step by step, as an operator would drill it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import psycopg2
 import pytest
 from container_harness import (
     CONFIG_IN_CONTAINER,
     IMAGE,
+    SECRET_NAMES,
+    TLS_IN_CONTAINER,
     ComposeFormation,
     compose_formation,
     exec_in,
@@ -45,6 +50,15 @@ def registered(formation: ComposeFormation) -> dict[int, str] | None:
     rows = formation.primary_rows()
     expected = {int(scope.rsplit("-", 1)[1]): member for scope, member in leaders.items()}
     return rows if len(leaders) == 3 and rows == expected else None
+
+
+def streaming_replica(formation: ComposeFormation, scope: str) -> str | None:
+    """A member of the scope that Patroni reports as a streaming replica, if any."""
+    for member in formation.members():
+        role_and_state = (member.get("Role"), member.get("State"))
+        if member["Cluster"] == scope and role_and_state == ("Replica", "streaming"):
+            return str(member["Member"])
+    return None
 
 
 def citus_is_real(formation: ComposeFormation) -> bool:
@@ -90,6 +104,115 @@ def test_distributed_table_through_the_coordinator(formation: ComposeFormation) 
             "SELECT count(DISTINCT nodename) FROM citus_shards WHERE table_name = 'drill_events'::regclass"
         )
         assert placed[0][0] >= 2
+
+
+#: Run with the image's python inside a member: fetch URL (with the CA, and a client certificate
+#: and key, when given) and say whether etcd answered.
+_HTTP_PROBE = """
+import ssl, sys, urllib.request
+url, *tls = sys.argv[1:]
+context = ssl.create_default_context(cafile=tls[0]) if tls else None
+if len(tls) == 3:
+    context.load_cert_chain(tls[1], tls[2])
+try:
+    urllib.request.urlopen(url, timeout=5, context=context).read()
+    print("answered")
+except Exception as exc:
+    print(f"refused: {type(exc).__name__}: {exc}")
+"""
+
+
+def test_etcd_answers_only_tls_clients_with_a_certificate_and_a_user(formation: ComposeFormation) -> None:
+    wait_until("registration", lambda: registered(formation), timeout=180, explain=formation.explain)
+    # The control: as the patroni user, Patroni's keys are there.
+    code, stdout, stderr = formation.etcdctl("get", "--prefix", "--keys-only", "/service/", user="patroni")
+    assert code == 0 and "/service/demo-0/leader" in stdout, stdout + stderr
+    # With a valid client certificate but no etcd user: refused.
+    code, stdout, stderr = formation.etcdctl("get", "--prefix", "--keys-only", "/service/")
+    assert code != 0 and "permission denied" in stderr, stdout + stderr
+    assert "/service/" not in stdout
+    # The patroni user may use Patroni's namespace only.
+    code, stdout, stderr = formation.etcdctl("put", "/elsewhere", "x", user="patroni")
+    assert code != 0 and "permission denied" in stderr, stdout + stderr
+
+    member = formation.container("coordinator-a")
+    ca, cert, key = (f"{TLS_IN_CONTAINER}/{name}" for name in ("ca.crt", "tls.crt", "tls.key"))
+    probes = {
+        "plain http": ["http://etcd:2379/version"],
+        "https without a client certificate": ["https://etcd:2379/version", ca],
+        "https with the member's certificate": ["https://etcd:2379/version", ca, cert, key],
+    }
+    answers = {}
+    for what, arguments in probes.items():
+        code, stdout, stderr = exec_in(member, ["python3", "-c", _HTTP_PROBE, *arguments])
+        assert code == 0, stderr
+        answers[what] = stdout.strip()
+    progress(f"etcd from coordinator-a: {answers}")
+    assert answers["plain http"].startswith("refused"), answers
+    assert answers["https without a client certificate"].startswith("refused"), answers
+    assert answers["https with the member's certificate"] == "answered", answers
+
+
+def test_patroni_keeps_unconsumed_variables_and_no_password(formation: ComposeFormation) -> None:
+    """The entrypoint hands Patroni every variable it did not render (PATRONI_LOG_LEVEL, set in
+    compose.yaml) and none it did: no password, no DCS login, no TLS path."""
+    member = formation.container("coordinator-a")
+    code, environ, stderr = exec_in(member, ["cat", "/proc/1/environ"])
+    assert code == 0, stderr
+    code, cmdline, _ = exec_in(member, ["cat", "/proc/1/cmdline"])
+    assert "bin/patroni\0" in cmdline, f"PID 1 must be Patroni, not {cmdline!r}"
+    variables = dict(item.split("=", 1) for item in environ.split("\0") if "=" in item)
+    assert variables.get("PATRONI_LOG_LEVEL") == "INFO", sorted(variables)
+    assert not [name for name in variables if "PASSWORD" in name], sorted(variables)
+    rendered = ("PATRONI_ETCD3_", "PATRONI_SCOPE", "PG_SSL_", "CITUS_")
+    assert not [name for name in variables if name.startswith(rendered)], sorted(variables)
+    leaked = [name for name in SECRET_NAMES if formation.passwords[name] in environ]
+    assert not leaked, f"secrets in Patroni's environment: {leaked}"
+
+
+def test_postgresql_between_nodes_speaks_only_tls(formation: ComposeFormation) -> None:
+    wait_until("registration", lambda: registered(formation), timeout=120, explain=formation.explain)
+
+    def replication_is_tls(member: str) -> tuple[int, bool] | None:
+        code, stdout, stderr = exec_in(
+            formation.container(member),
+            [
+                "psql",
+                "-AtX",
+                "-h",
+                "/var/run/postgresql",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                "SELECT count(*), coalesce(bool_and(s.ssl), false) "
+                "FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)",
+            ],
+            environment={"PGPASSWORD": formation.superuser_password},
+        )
+        if code != 0:
+            raise RuntimeError(stderr)
+        count, all_tls = stdout.strip().split("|")
+        return (int(count), all_tls == "t") if int(count) > 0 else None
+
+    for scope, leader in formation.leaders().items():
+        count, all_tls = wait_until(
+            f"{leader} to stream to its replica", lambda leader=leader: replication_is_tls(leader), timeout=90
+        )
+        assert all_tls, f"{scope}: {leader} streams to {count} replica(s), not all over TLS"
+
+    # A client outside: verify-full against the demo CA (every certificate names 127.0.0.1 too).
+    ca = str(formation.tls_dir / "ca.crt")
+    verified = formation.connect(sslmode="verify-full", sslrootcert=ca)
+    with contextlib.closing(verified) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        assert cursor.fetchone() == (True,)
+        cursor.execute("SHOW citus.node_conninfo")
+        (node_conninfo,) = cursor.fetchone() or ("",)
+    assert f"sslmode=verify-full sslrootcert={TLS_IN_CONTAINER}/ca.crt" in node_conninfo
+    with pytest.raises(psycopg2.OperationalError, match=r"no pg_hba\.conf entry"):
+        formation.connect(sslmode="disable").close()
 
 
 def test_killed_worker_primary_row_moves_to_the_new_leader(formation: ComposeFormation) -> None:
@@ -161,8 +284,18 @@ def test_documented_switchover_drill_moves_the_row(formation: ComposeFormation) 
     (the image's PATRONI_CITUS_CONFIG points at the rendered patroni.yml)."""
     wait_until("registration", lambda: registered(formation), timeout=120, explain=formation.explain)
     scope, group = "demo-2", 2
+    # A switchover needs a replica to hand over to: right after registration it may still be
+    # starting (seen here: "demo-2: no member is a running replica that could take over").
+    replica = wait_until(
+        f"{scope} to have a streaming replica",
+        lambda: streaming_replica(formation, scope),
+        timeout=120,
+        interval=2,
+        explain=formation.explain,
+    )
     old_leader = formation.leaders()[scope]
     container = formation.running_coordinator()
+    progress(f"{scope}: {replica} streams from {old_leader}")
     progress(f"patroni-citus switchover --group {group} (leader {old_leader})")
     code, stdout, stderr = exec_in(container, ["patroni-citus", "switchover", "--group", str(group)])
     assert code == 0, stdout + stderr

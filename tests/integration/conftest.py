@@ -9,6 +9,8 @@ import pytest
 from harness import RUNNING, LocalFormation, diagnostics
 from test_callbacks import Writer
 
+from patroni_citus import patroni_dcs
+
 
 @pytest.fixture
 def writer(formation: LocalFormation) -> Iterator[Writer]:
@@ -19,6 +21,13 @@ def writer(formation: LocalFormation) -> Iterator[Writer]:
     yield load
     load.stop.set()
     thread.join(10)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _dcs_clients_closed() -> Iterator[None]:
+    """A module's formation is gone after it: Patroni's clients in this process must not outlive it."""
+    yield
+    patroni_dcs.close_all()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 import polling
 import psycopg2
 import psycopg2.extensions
+import pytest
 from polling import TIMEOUT_MULTIPLIER
 
 from patroni_citus.local import network as local_network
@@ -119,7 +121,7 @@ class LocalFormation:
 
     @property
     def password(self) -> str:
-        return (self.base / "secrets" / "superuser.password").read_text().strip()
+        return self.layout.password_file("superuser").read_text().strip()
 
     def state(self) -> FormationState:
         state = FormationState.load(self.base)
@@ -232,6 +234,33 @@ def local_formation(
             assert not left, f"network left behind by the formation: {left}"
 
 
+def netns_unavailable() -> str | None:
+    """Why network namespaces cannot be made here, or None when they can."""
+    if os.geteuid() != 0:
+        return "needs root for ip netns"
+    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    return None if probe.returncode == 0 else f"ip netns does not work here: {probe.stderr.strip()}"
+
+
+def require_netns() -> None:
+    """Skip a netns scenario where namespaces cannot be made; fail if PATRONI_CITUS_REQUIRE_NETNS=1 (CI)."""
+    reason = netns_unavailable()
+    if reason is not None:
+        if os.environ.get("PATRONI_CITUS_REQUIRE_NETNS") == "1":
+            pytest.fail(f"PATRONI_CITUS_REQUIRE_NETNS=1 but {reason}")
+        pytest.skip(reason)
+
+
+def exported_variables(script: str) -> dict[str, str]:
+    """NAME -> value of the `export NAME=VALUE` lines a shell would eval (e.g. `local env`'s output)."""
+    variables = {}
+    for line in script.splitlines():
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            (variables[name],) = shlex.split(value)
+    return variables
+
+
 def network_leftovers(layout: FormationLayout) -> list[str]:
     """The formation's namespaces and bridge if still there (removed by `local down`, else here)."""
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
@@ -243,19 +272,21 @@ def network_leftovers(layout: FormationLayout) -> list[str]:
 
 
 def diagnostics(formation: LocalFormation, log_lines: int = 25) -> str:
-    """DCS keys and the tail of every member's log: what a failed scenario needs to be understood."""
-    from patroni_citus import dcs
+    """The DCS's clusters and every member's log tail: what a failed scenario needs to be understood."""
+    from patroni_citus import dcs, patroni_dcs
+    from patroni_citus.member_config import load_member_config
 
     parts = []
     try:
-        keys = dcs.read_prefix(
-            [f"{formation.layout.host_address}:{formation.layout.etcd_client_port}"], "/service/"
-        )
-        parts.extend(
-            f"{key} = {value[:300]}" for key, value in sorted(keys.items()) if "/members/" not in key
-        )
+        config = load_member_config(formation.layout.member(0, 0).config_path).dcs
+        for scope, cluster in sorted(dcs.read_clusters(config).items()):
+            members = ", ".join(f"{m.name}={m.role}/{m.state}" for m in cluster.members)
+            parts.append(f"{scope}: leader={cluster.leader} members: {members}")
+            parts.append(f"{scope}: config = {json.dumps(cluster.config)[:300]}")
     except Exception as exc:  # diagnostics must never hide the original failure
         parts.append(f"(DCS unreadable: {exc})")
+    finally:
+        patroni_dcs.close_all()  # the formation is going away: no client may keep reconnecting to it
     for member in formation.layout.all_members():
         try:
             lines = member.log_path.read_text(errors="replace").splitlines()
@@ -264,11 +295,11 @@ def diagnostics(formation: LocalFormation, log_lines: int = 25) -> str:
         interesting = [line for line in lines if "no action" not in line][-log_lines:]
         parts.append(f"--- {member.name} ({member.log_path})")
         parts.extend(interesting)
-    etcd_log = formation.layout.etcd_dir / "etcd.log"
+    dcs_log = formation.layout.dcs_log_path  # etcd's, or ZooKeeper's with --dcs zookeeper
     try:
-        slow = [line for line in etcd_log.read_text(errors="replace").splitlines() if "too long" in line]
+        slow = [line for line in dcs_log.read_text(errors="replace").splitlines() if "too long" in line]
     except OSError:
         slow = []
-    parts.append(f"--- etcd: {len(slow)} slow-request warnings ({etcd_log})")
+    parts.append(f"--- {formation.layout.dcs}: {len(slow)} slow-request warnings ({dcs_log})")
     parts.extend(line[:300] for line in slow[-5:])
     return "\n".join(parts)

@@ -9,15 +9,13 @@ the coordinator acknowledged may be lost. Needs root for `ip netns`; CI requires
 
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 
 import psycopg2
 import pytest
-from harness import LocalFormation, local_formation, run_cli, wait_until
+from harness import LocalFormation, local_formation, require_netns, run_cli, wait_until
 from test_callbacks import (
     Writer,
     assert_no_acknowledged_write_lost,
@@ -35,21 +33,9 @@ from patroni_citus.local.layout import MemberLayout
 pytestmark = pytest.mark.integration
 
 
-def netns_unavailable() -> str | None:
-    """Why namespaces cannot be made here, or None when they can."""
-    if os.geteuid() != 0:
-        return "needs root for ip netns"
-    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
-    return None if probe.returncode == 0 else f"ip netns does not work here: {probe.stderr.strip()}"
-
-
 @pytest.fixture(scope="module")
 def formation() -> Iterator[LocalFormation]:
-    reason = netns_unavailable()
-    if reason is not None:
-        if os.environ.get("PATRONI_CITUS_REQUIRE_NETNS") == "1":
-            pytest.fail(f"PATRONI_CITUS_REQUIRE_NETNS=1 but {reason}")
-        pytest.skip(reason)
+    require_netns()
     with local_formation(workers=1, members=2, extra_args=("--synchronous",), network="netns") as running:
         yield running
 

@@ -16,6 +16,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from harness import LocalFormation, callbacks_running, local_formation, run_cli,
 
 from patroni_citus import dcs, patroni_api
 from patroni_citus.local.layout import MemberLayout
+from patroni_citus.member_config import load_member_config
+from patroni_citus.patroni_dcs import DcsConfig
 from patroni_citus.settings import Credentials
 
 pytestmark = pytest.mark.integration
@@ -64,9 +67,12 @@ def callback_moves(formation: LocalFormation) -> int:
 
 
 def dcs_cluster(formation: LocalFormation, scope: str) -> dcs.Cluster:
-    """One Patroni cluster of the formation as etcd holds it."""
-    etcd = [f"127.0.0.1:{formation.layout.etcd_client_port}"]
-    return dcs.read_clusters(etcd, "/service")[scope]
+    """One Patroni cluster of the formation as the DCS holds it."""
+    return dcs.read_clusters(member_dcs(formation))[scope]
+
+
+def member_dcs(formation: LocalFormation) -> DcsConfig:
+    return load_member_config(formation.layout.member(0, 0).config_path).dcs
 
 
 def coordinator(formation: LocalFormation) -> MemberLayout:
@@ -287,7 +293,7 @@ def test_no_secret_in_logs_status_process_list_dcs_or_errors(formation: LocalFor
             ["ps", "-eo", "args"], capture_output=True, text=True, check=True
         ).stdout,
         "CLI output": "\n".join(CLI_OUTPUTS),
-        "DCS": json.dumps(dcs.read_prefix([f"127.0.0.1:{formation.layout.etcd_client_port}"], "/service/")),
+        "DCS": json.dumps([asdict(cluster) for cluster in dcs.read_clusters(member_dcs(formation)).values()]),
         "etcd log": (formation.layout.etcd_dir / "etcd.log").read_text(errors="replace"),
     }
     for member in formation.layout.all_members():

@@ -67,8 +67,8 @@ def refusal(path: Path) -> ConfigurationError:
 
 def test_a_minimal_config_loads(tmp_path: Path) -> None:
     member = load_member_config(write_config(tmp_path, MINIMAL))
-    assert (member.scope, member.name, member.namespace) == ("demo-1", "member-1", "/service/")
-    assert member.etcd_hosts == ("e1:2379",)
+    assert (member.scope, member.name, member.dcs.namespace) == ("demo-1", "member-1", "/service/")
+    assert dict(member.dcs.sections) == {"etcd3": {"hosts": ["e1:2379"]}}
     assert member.rest_url == "http://node-1:8008"
     assert member.rest_auth is None
     assert member.superuser == Credentials("postgres", "pw")
@@ -82,9 +82,22 @@ def test_listen_is_used_when_there_is_no_connect_address(tmp_path: Path) -> None
     assert (member.postgres_host, member.postgres_port) == ("10.0.0.9", 5432)
 
 
-def test_etcd_hosts_may_be_a_comma_separated_string(tmp_path: Path) -> None:
-    member = load_member_config(write_config(tmp_path, with_changes(etcd3={"hosts": "e1:2379,e2:2379"})))
-    assert member.etcd_hosts == ("e1:2379", "e2:2379")
+def test_the_dcs_section_is_passed_on_as_patroni_reads_it(tmp_path: Path) -> None:
+    etcd3 = {"hosts": "e1:2379,e2:2379", "protocol": "https", "cacert": "/ca.pem", "password": "pw"}
+    member = load_member_config(write_config(tmp_path, with_changes(etcd3=etcd3)))
+    assert dict(member.dcs.sections) == {"etcd3": etcd3}
+    assert member.dcs.describe() == "etcd3 https://e1:2379,e2:2379"
+
+
+def test_a_zookeeper_member_reads_zookeeper(tmp_path: Path) -> None:
+    member = load_member_config(
+        write_config(tmp_path, with_changes(etcd3=..., zookeeper={"hosts": ["z:2181"]}))
+    )
+    assert member.dcs.kind == "zookeeper"
+
+
+def test_a_config_without_a_dcs_is_refused(tmp_path: Path) -> None:
+    assert "names no DCS" in str(refusal(write_config(tmp_path, with_changes(etcd3=...))))
 
 
 def test_citus_tags_enable_citus(tmp_path: Path) -> None:
@@ -200,7 +213,6 @@ def test_not_utf8(tmp_path: Path) -> None:
         ({"tags": ["citus_role"]}, "'tags' must be a mapping"),
         ({"tags": "citus_role=worker"}, "'tags' must be a mapping"),
         ({"etcd3": "e1:2379"}, "'etcd3' must be a mapping"),
-        ({"etcd3": {"hosts": 2379}}, "etcd3.hosts must be a list or a comma-separated string"),
         ({"bootstrap": ["dcs"]}, "'bootstrap' must be a mapping"),
         ({"bootstrap": {"dcs": "ttl=30"}}, "'bootstrap.dcs' must be a mapping"),
         (

@@ -16,6 +16,8 @@ from patroni_citus.settings import Settings, load_settings
 from patroni_citus.template import render_config
 
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+VERIFYING = ("verify-ca", "verify-full")
+ROOT_CERT = "/tls/ca.crt"
 
 
 def dcs_parameters(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -32,13 +34,35 @@ def test_unset_renders_citus_default_sslmode_and_a_tcp_user_timeout(worker_env: 
 
 @pytest.mark.parametrize("mode", SSLMODES)
 def test_each_sslmode_is_rendered_as_node_conninfo(worker_env: dict[str, str], mode: str) -> None:
-    parameters = dcs_parameters(worker_env | {"CITUS_NODE_SSLMODE": mode})
-    assert parameters["citus.node_conninfo"] == f"sslmode={mode} tcp_user_timeout=30000"
+    """A verifying mode needs the CA to verify against; it is rendered as sslrootcert."""
+    root = {"CITUS_NODE_SSLROOTCERT": ROOT_CERT} if mode in VERIFYING else {}
+    parameters = dcs_parameters(worker_env | {"CITUS_NODE_SSLMODE": mode} | root)
+    rootcert = f" sslrootcert={ROOT_CERT}" if mode in VERIFYING else ""
+    assert parameters["citus.node_conninfo"] == f"sslmode={mode}{rootcert} tcp_user_timeout=30000"
+
+
+@pytest.mark.parametrize("mode", VERIFYING)
+def test_a_verifying_sslmode_without_a_root_certificate_is_refused(
+    worker_env: dict[str, str], mode: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="CITUS_NODE_SSLMODE"):
+        load_settings(worker_env | {"CITUS_NODE_SSLMODE": mode})
+
+
+def test_pg_ssl_ca_file_is_the_default_root_certificate(worker_env: dict[str, str]) -> None:
+    tls = {"PG_SSL_CERT_FILE": "/tls/s.crt", "PG_SSL_KEY_FILE": "/tls/s.key", "PG_SSL_CA_FILE": ROOT_CERT}
+    parameters = dcs_parameters(worker_env | tls | {"CITUS_NODE_SSLMODE": "verify-full"})
+    assert (
+        parameters["citus.node_conninfo"]
+        == f"sslmode=verify-full sslrootcert={ROOT_CERT} tcp_user_timeout=30000"
+    )
 
 
 def test_sslmode_is_case_and_space_insensitive(worker_env: dict[str, str]) -> None:
     assert (
-        load_settings(worker_env | {"CITUS_NODE_SSLMODE": " Verify-Full "}).citus.node_sslmode
+        load_settings(
+            worker_env | {"CITUS_NODE_SSLMODE": " Verify-Full ", "CITUS_NODE_SSLROOTCERT": ROOT_CERT}
+        ).citus.node_sslmode
         == "verify-full"
     )
 
@@ -109,7 +133,11 @@ def test_tcp_user_timeout_round_trips_through_member_config(
     render_to_file: Callable[[Mapping[str, str]], tuple[Settings, Path]],
     timeout: str,
 ) -> None:
-    environ = worker_env | {"CITUS_NODE_SSLMODE": "verify-ca", "CITUS_NODE_TCP_USER_TIMEOUT": timeout}
+    environ = worker_env | {
+        "CITUS_NODE_SSLMODE": "verify-ca",
+        "CITUS_NODE_SSLROOTCERT": ROOT_CERT,
+        "CITUS_NODE_TCP_USER_TIMEOUT": timeout,
+    }
     settings, config_path = render_to_file(environ)
     member = load_member_config(config_path)
     assert member.citus == settings.citus

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from patroni_citus import dcs
 from patroni_citus.cli import cli
 from patroni_citus.errors import ConfigurationError
+from patroni_citus.patroni_dcs import DcsConfig
 from patroni_citus.planner import Endpoint
 from patroni_citus.rotation import (
     RotationError,
@@ -140,7 +141,9 @@ def _cluster(group: int, leader_role: str | None = "primary", state: str = "runn
     return dcs.Cluster(f"demo-{group}", f"demo-{group}-0", tuple(members), {})
 
 
-ADDRESS = FormationAddress(("127.0.0.1:2379",), "/service/", Credentials("postgres", ""), name="demo")
+ADDRESS = FormationAddress(
+    DcsConfig({"etcd3": {"hosts": ["127.0.0.1:2379"]}}), Credentials("postgres", ""), name="demo"
+)
 
 
 def test_targets_are_every_groups_running_leader() -> None:

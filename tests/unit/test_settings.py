@@ -11,9 +11,12 @@ from patroni_citus.errors import ConfigurationError, SecretSettingError
 from patroni_citus.settings import (
     CitusSettings,
     Credentials,
+    DcsSettings,
     Settings,
     load_citus_settings,
+    load_dcs_settings,
     load_settings,
+    load_settings_with_consumed,
 )
 
 BOOL = "use true/false, 1/0, yes/no or on/off"
@@ -69,7 +72,10 @@ def test_defaults_of_a_minimal_environment(base_env: dict[str, str], fixed_hostn
     assert patroni.superuser == Credentials("postgres", base_env["PATRONI_SUPERUSER_PASSWORD"])
     assert patroni.replication == Credentials("replicator", base_env["PATRONI_REPLICATION_PASSWORD"])
     assert patroni.restapi_auth is None
-    assert patroni.etcd_hosts == ("127.0.0.1:2379",)
+    assert patroni.dcs == DcsSettings()
+    dcs = patroni.dcs
+    assert (dcs.kind, dcs.hosts, dcs.protocol) == ("etcd3", ("127.0.0.1:2379",), "http")
+    assert (dcs.cacert, dcs.cert, dcs.key, dcs.auth) == (None, None, None, None)
     assert patroni.restapi_listen == "0.0.0.0:8008"
     assert patroni.postgres_listen == "0.0.0.0:5432"
     # A wildcard listen address is advertised under this machine's name.
@@ -83,6 +89,9 @@ def test_defaults_of_a_minimal_environment(base_env: dict[str, str], fixed_hostn
     assert patroni.shared_preload_libraries == ()
     assert (patroni.ttl, patroni.loop_wait, patroni.retry_timeout) == (30, 10, 10)
     assert patroni.synchronous_mode is False
+    assert (patroni.ssl_cert_file, patroni.ssl_key_file, patroni.ssl_ca_file) == (None, None, None)
+    assert patroni.hba_hostssl is False
+    assert citus.node_sslrootcert is None
 
 
 def test_name_defaults_to_the_host_name(base_env: dict[str, str], fixed_hostname: str) -> None:
@@ -119,6 +128,10 @@ def test_a_blank_citus_variable_means_its_default(
 
 def test_citus_settings_alone_need_no_patroni_variables() -> None:
     assert load_citus_settings({}) == CitusSettings()
+
+
+def test_dcs_settings_alone_need_no_other_variables() -> None:
+    assert load_dcs_settings({}) == DcsSettings()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -188,7 +201,7 @@ def test_booleans_refused(base_env: dict[str, str], setting: str, value: str) ->
 def test_roles_and_groups_accepted(
     base_env: dict[str, str], role: str, group: str | None, expected_role: str, expected_group: int
 ) -> None:
-    base_env["CITUS_ROLE"] = role
+    base_env |= {"CITUS_ROLE": role, "CITUS_COORDINATOR_HOST": "coord-1"}
     if group is not None:
         base_env["CITUS_GROUP"] = group
     citus = load_settings(base_env).citus
@@ -328,6 +341,21 @@ def test_host_port_wins_over_coordinator_port(base_env: dict[str, str]) -> None:
 def test_coordinator_hosts_refused(base_env: dict[str, str], value: str) -> None:
     base_env["CITUS_COORDINATOR_HOST"] = value
     assert_names(refusal(base_env), "CITUS_COORDINATOR_HOST", value, HOSTS)
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_an_enabled_worker_needs_coordinator_hosts(base_env: dict[str, str], value: str | None) -> None:
+    base_env |= {"CITUS_ENABLE": "true", "CITUS_ROLE": "worker", "CITUS_GROUP": "1"}
+    if value is not None:
+        base_env["CITUS_COORDINATOR_HOST"] = value
+    assert_names(refusal(base_env), "CITUS_COORDINATOR_HOST", None, "required for CITUS_ROLE=worker: ")
+
+
+def test_a_coordinator_and_a_disabled_worker_keep_the_localhost_default(base_env: dict[str, str]) -> None:
+    coordinator = load_settings(base_env | {"CITUS_ENABLE": "true"}).citus
+    assert (coordinator.coordinator_hosts, coordinator.standalone) == (("localhost",), True)
+    disabled_worker = load_settings(base_env | {"CITUS_ROLE": "worker", "CITUS_GROUP": "1"}).citus
+    assert disabled_worker.coordinator_hosts == ("localhost",)
 
 
 @pytest.mark.parametrize(("value", "port"), [("1", 1), ("5432", 5432), (" 6432 ", 6432), ("65535", 65535)])
@@ -513,7 +541,7 @@ def test_connect_address_defaults_to_a_reachable_listen_address(
 )
 def test_etcd_hosts_accepted(base_env: dict[str, str], value: str, expected: tuple[str, ...]) -> None:
     base_env["PATRONI_ETCD3_HOSTS"] = value
-    assert load_settings(base_env).patroni.etcd_hosts == expected
+    assert load_settings(base_env).patroni.dcs.hosts == expected
 
 
 @pytest.mark.parametrize(
@@ -966,3 +994,425 @@ def test_builtin_citus_mode_alone_is_none_of_our_business(base_env: dict[str, st
 def test_blank_builtin_citus_variables_do_not_count(base_env: dict[str, str], blank: str) -> None:
     base_env |= {"CITUS_ENABLE": "true", "PATRONI_CITUS_GROUP": blank, "PATRONI_CITUS_DATABASE": blank}
     assert load_settings(base_env).citus.enabled is True
+
+
+# --------------------------------------------------------------------------------------------------
+# The DCS: etcd3 (TLS, client certificate, RBAC user) or ZooKeeper, in Patroni's own variable names
+# --------------------------------------------------------------------------------------------------
+
+ETCD3_FILES = {"PATRONI_ETCD3_CACERT": "cacert", "PATRONI_ETCD3_CERT": "cert", "PATRONI_ETCD3_KEY": "key"}
+HTTPS = {"PATRONI_ETCD3_PROTOCOL": "https"}
+CLIENT_CERTIFICATE = {"PATRONI_ETCD3_CERT": "/tls/client.crt", "PATRONI_ETCD3_KEY": "/tls/client.key"}
+
+
+@pytest.mark.parametrize(("value", "expected"), [("http", "http"), ("https", "https"), (" HTTPS ", "https")])
+def test_etcd3_protocols_accepted(base_env: dict[str, str], value: str, expected: str) -> None:
+    base_env["PATRONI_ETCD3_PROTOCOL"] = value
+    assert load_settings(base_env).patroni.dcs.protocol == expected
+
+
+@pytest.mark.parametrize("value", ["tls", "ssl", "https://", "grpc", "http s", "unix"])
+def test_etcd3_protocols_refused(base_env: dict[str, str], value: str) -> None:
+    base_env["PATRONI_ETCD3_PROTOCOL"] = value
+    assert_names(refusal(base_env), "PATRONI_ETCD3_PROTOCOL", value, "use http or https")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"PATRONI_ETCD3_CACERT": "/tls/ca.crt"},
+        CLIENT_CERTIFICATE,
+        {"PATRONI_ETCD3_CACERT": "/tls/ca.crt", **CLIENT_CERTIFICATE},
+    ],
+)
+def test_etcd3_tls_files_accepted_with_https(base_env: dict[str, str], overrides: dict[str, str]) -> None:
+    dcs = load_settings(base_env | HTTPS | overrides).patroni.dcs
+    assert dcs.protocol == "https"
+    for setting, attribute in ETCD3_FILES.items():
+        assert getattr(dcs, attribute) == overrides.get(setting)
+
+
+@pytest.mark.parametrize("setting", ETCD3_FILES)
+@pytest.mark.parametrize("value", ["ca.crt", "./tls/ca.crt", "~/ca.crt", "/tls/a\n/b"])
+def test_etcd3_tls_files_must_be_absolute(base_env: dict[str, str], setting: str, value: str) -> None:
+    base_env |= HTTPS | CLIENT_CERTIFICATE | {setting: value}
+    assert_names(refusal(base_env), setting, value, ABSOLUTE)
+
+
+@pytest.mark.parametrize(
+    ("present", "missing"),
+    [("PATRONI_ETCD3_CERT", "PATRONI_ETCD3_KEY"), ("PATRONI_ETCD3_KEY", "PATRONI_ETCD3_CERT")],
+)
+def test_etcd3_client_certificate_and_key_go_together(
+    base_env: dict[str, str], present: str, missing: str
+) -> None:
+    base_env |= HTTPS | {present: CLIENT_CERTIFICATE[present]}
+    assert_names(refusal(base_env), missing, None, f"required with {present}")
+
+
+@pytest.mark.parametrize("protocol", [None, "http", "HTTP"])
+@pytest.mark.parametrize(
+    ("files", "named"),
+    [
+        ({"PATRONI_ETCD3_CACERT": "/tls/ca.crt"}, "PATRONI_ETCD3_CACERT"),
+        (CLIENT_CERTIFICATE, "PATRONI_ETCD3_CERT"),
+        ({"PATRONI_ETCD3_CACERT": "/tls/ca.crt", **CLIENT_CERTIFICATE}, "PATRONI_ETCD3_CACERT"),
+    ],
+)
+def test_etcd3_tls_files_need_https(
+    base_env: dict[str, str], files: dict[str, str], named: str, protocol: str | None
+) -> None:
+    base_env |= files
+    if protocol is not None:
+        base_env["PATRONI_ETCD3_PROTOCOL"] = protocol
+    assert_names(refusal(base_env), named, files[named], "set PATRONI_ETCD3_PROTOCOL=https")
+
+
+ETCD3_SECRET = "etcd-Secret-pw-3"
+
+
+def test_etcd3_user_and_password_accepted(base_env: dict[str, str]) -> None:
+    base_env |= {"PATRONI_ETCD3_USERNAME": "patroni@formation", "PATRONI_ETCD3_PASSWORD": ETCD3_SECRET}
+    assert load_settings(base_env).patroni.dcs.auth == Credentials("patroni@formation", ETCD3_SECRET)
+
+
+def test_etcd3_password_from_a_file(base_env: dict[str, str], tmp_path: Path) -> None:
+    secret_file = tmp_path / "etcd-password"
+    secret_file.write_text(f"{ETCD3_SECRET}\n", encoding="utf-8")
+    base_env |= {"PATRONI_ETCD3_USERNAME": "patroni", "PATRONI_ETCD3_PASSWORD_FILE": str(secret_file)}
+    assert load_settings(base_env).patroni.dcs.auth == Credentials("patroni", ETCD3_SECRET)
+
+
+def test_etcd3_login_is_optional(base_env: dict[str, str]) -> None:
+    assert load_settings(base_env | {"PATRONI_ETCD3_USERNAME": " "}).patroni.dcs.auth is None
+
+
+@pytest.mark.parametrize("blank", [None, "", "  "])
+def test_etcd3_user_needs_a_password(base_env: dict[str, str], blank: str | None) -> None:
+    base_env["PATRONI_ETCD3_USERNAME"] = "patroni"
+    if blank is not None:
+        base_env["PATRONI_ETCD3_PASSWORD"] = blank
+    assert_names(
+        refusal(base_env),
+        "PATRONI_ETCD3_PASSWORD",
+        None,
+        "required; set PATRONI_ETCD3_PASSWORD or PATRONI_ETCD3_PASSWORD_FILE",
+    )
+
+
+@pytest.mark.parametrize("setting", ["PATRONI_ETCD3_PASSWORD", "PATRONI_ETCD3_PASSWORD_FILE"])
+def test_etcd3_password_needs_a_user(base_env: dict[str, str], tmp_path: Path, setting: str) -> None:
+    secret_file = tmp_path / "etcd-password"
+    secret_file.write_text(ETCD3_SECRET, encoding="utf-8")
+    base_env[setting] = ETCD3_SECRET if setting == "PATRONI_ETCD3_PASSWORD" else str(secret_file)
+    error = refusal(base_env)
+    assert_names(error, "PATRONI_ETCD3_USERNAME", None, "required with PATRONI_ETCD3_PASSWORD")
+    assert_secret_hidden(error, ETCD3_SECRET)
+
+
+@pytest.mark.parametrize("value", ["pat roni", "pat\troni", "a" * 256, "pat\x7froni"])
+def test_etcd3_user_names_refused(base_env: dict[str, str], value: str) -> None:
+    base_env |= {"PATRONI_ETCD3_USERNAME": value, "PATRONI_ETCD3_PASSWORD": ETCD3_SECRET}
+    error = refusal(base_env)
+    assert_names(
+        error, "PATRONI_ETCD3_USERNAME", value, "use a user name without spaces or control characters"
+    )
+    assert_secret_hidden(error, ETCD3_SECRET)
+
+
+def test_etcd3_password_and_password_file_together_refused(base_env: dict[str, str], tmp_path: Path) -> None:
+    secret_file = tmp_path / "etcd-password"
+    secret_file.write_text("file-Secret-pw\n", encoding="utf-8")
+    base_env |= {
+        "PATRONI_ETCD3_USERNAME": "patroni",
+        "PATRONI_ETCD3_PASSWORD": ETCD3_SECRET,
+        "PATRONI_ETCD3_PASSWORD_FILE": str(secret_file),
+    }
+    error = refusal(base_env)
+    assert isinstance(error, SecretSettingError)
+    assert str(error) == (
+        "PATRONI_ETCD3_PASSWORD is invalid: "
+        "set either PATRONI_ETCD3_PASSWORD or PATRONI_ETCD3_PASSWORD_FILE, not both"
+    )
+    assert_secret_hidden(error, ETCD3_SECRET, "file-Secret-pw")
+
+
+def test_etcd3_multi_line_password_refused(base_env: dict[str, str]) -> None:
+    base_env |= {"PATRONI_ETCD3_USERNAME": "patroni", "PATRONI_ETCD3_PASSWORD": f"{ETCD3_SECRET}\nsecond"}
+    error = refusal(base_env)
+    assert isinstance(error, SecretSettingError)
+    assert str(error) == "PATRONI_ETCD3_PASSWORD is invalid: a password must be a single line"
+    assert_secret_hidden(error, ETCD3_SECRET)
+
+
+def test_etcd3_password_never_appears_in_repr(base_env: dict[str, str]) -> None:
+    base_env |= {"PATRONI_ETCD3_USERNAME": "patroni", "PATRONI_ETCD3_PASSWORD": ETCD3_SECRET}
+    settings = load_settings(base_env)
+    assert ETCD3_SECRET not in repr(settings) and ETCD3_SECRET not in repr(settings.patroni.dcs)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("zk-1:2181", ("zk-1:2181",)),
+        (" zk-1:2181 , zk-2:2181,10.0.0.3:2182 ", ("zk-1:2181", "zk-2:2181", "10.0.0.3:2182")),
+        ("[fd00::1]:2181", ("[fd00::1]:2181",)),
+    ],
+)
+def test_zookeeper_hosts_choose_zookeeper(
+    base_env: dict[str, str], value: str, expected: tuple[str, ...]
+) -> None:
+    base_env["PATRONI_ZOOKEEPER_HOSTS"] = value
+    assert load_settings(base_env).patroni.dcs == DcsSettings(kind="zookeeper", hosts=expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "bad_entry"),
+    [("zk-1", "zk-1"), ("zk-1:2181,", ""), ("zk-1:99999", "zk-1:99999"), ("*:2181", "*:2181")],
+)
+def test_zookeeper_hosts_refused(base_env: dict[str, str], value: str, bad_entry: str) -> None:
+    base_env["PATRONI_ZOOKEEPER_HOSTS"] = value
+    error = refusal(base_env)
+    assert_names(
+        error, "PATRONI_ZOOKEEPER_HOSTS", value, "use a comma-separated list of host:port (e.g. zk-1:2181)"
+    )
+    assert f"entry {bad_entry!r} is not" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("PATRONI_ETCD3_HOSTS", "e1:2379"),
+        ("PATRONI_ETCD3_PROTOCOL", "https"),
+        ("PATRONI_ETCD3_CACERT", "/tls/ca.crt"),
+        ("PATRONI_ETCD3_USERNAME", "patroni"),
+        ("PATRONI_ETCD3_PASSWORD", ETCD3_SECRET),
+        ("PATRONI_ETCD3_KEY_PASSWORD", ETCD3_SECRET),  # Patroni's own, not read here: still a second DCS
+    ],
+)
+def test_zookeeper_and_etcd3_together_refused(base_env: dict[str, str], setting: str, value: str) -> None:
+    base_env |= {"PATRONI_ZOOKEEPER_HOSTS": "zk-1:2181", setting: value}
+    error = refusal(base_env)
+    assert_names(error, "PATRONI_ZOOKEEPER_HOSTS", "zk-1:2181", f"set one DCS: {setting} is set too")
+    assert_secret_hidden(error, ETCD3_SECRET)
+
+
+def test_blank_etcd3_variables_do_not_count_against_zookeeper(base_env: dict[str, str]) -> None:
+    base_env |= {"PATRONI_ZOOKEEPER_HOSTS": "zk-1:2181", "PATRONI_ETCD3_HOSTS": "", "PATRONI_ETCD3_KEY": " "}
+    assert load_settings(base_env).patroni.dcs.kind == "zookeeper"
+
+
+@pytest.mark.parametrize("setting", ["PATRONI_ZOOKEEPER_USE_SSL", "PATRONI_ZOOKEEPER_CACERT"])
+def test_zookeeper_settings_without_zookeeper_hosts_refused(base_env: dict[str, str], setting: str) -> None:
+    base_env[setting] = "true" if setting.endswith("SSL") else "/tls/zk-ca.crt"
+    assert_names(refusal(base_env), "PATRONI_ZOOKEEPER_HOSTS", None, f"required when {setting} is set")
+
+
+def test_etcd3_patroni_section_has_patronis_own_keys() -> None:
+    dcs = DcsSettings(
+        hosts=("e1:2379", "e2:2379"),
+        protocol="https",
+        cacert="/tls/ca.crt",
+        cert="/tls/client.crt",
+        key="/tls/client.key",
+        auth=Credentials("patroni", ETCD3_SECRET),
+    )
+    assert dcs.patroni_section() == {
+        "etcd3": {
+            "hosts": ["e1:2379", "e2:2379"],
+            "protocol": "https",
+            "cacert": "/tls/ca.crt",
+            "cert": "/tls/client.crt",
+            "key": "/tls/client.key",
+            "username": "patroni",
+            "password": ETCD3_SECRET,
+        }
+    }
+    assert DcsSettings().patroni_section() == {"etcd3": {"hosts": ["127.0.0.1:2379"]}}
+
+
+# --------------------------------------------------------------------------------------------------
+# PostgreSQL's own TLS, and hostssl
+# --------------------------------------------------------------------------------------------------
+
+SERVER_TLS = {"PG_SSL_CERT_FILE": "/tls/server.crt", "PG_SSL_KEY_FILE": "/tls/server.key"}
+SERVER_TLS_FILES = {
+    "PG_SSL_CERT_FILE": "ssl_cert_file",
+    "PG_SSL_KEY_FILE": "ssl_key_file",
+    "PG_SSL_CA_FILE": "ssl_ca_file",
+}
+
+
+@pytest.mark.parametrize("overrides", [SERVER_TLS, {**SERVER_TLS, "PG_SSL_CA_FILE": "/tls/ca.crt"}])
+def test_server_tls_files_accepted(base_env: dict[str, str], overrides: dict[str, str]) -> None:
+    patroni = load_settings(base_env | overrides).patroni
+    for setting, attribute in SERVER_TLS_FILES.items():
+        assert getattr(patroni, attribute) == overrides.get(setting)
+
+
+@pytest.mark.parametrize("setting", SERVER_TLS_FILES)
+@pytest.mark.parametrize("value", ["server.crt", "./tls/server.crt", "/tls/a\n/b"])
+def test_server_tls_files_must_be_absolute(base_env: dict[str, str], setting: str, value: str) -> None:
+    base_env |= SERVER_TLS | {"PG_SSL_CA_FILE": "/tls/ca.crt", setting: value}
+    assert_names(refusal(base_env), setting, value, ABSOLUTE)
+
+
+@pytest.mark.parametrize(
+    ("present", "missing"), [("PG_SSL_CERT_FILE", "PG_SSL_KEY_FILE"), ("PG_SSL_KEY_FILE", "PG_SSL_CERT_FILE")]
+)
+def test_server_certificate_and_key_go_together(base_env: dict[str, str], present: str, missing: str) -> None:
+    base_env[present] = SERVER_TLS[present]
+    assert_names(refusal(base_env), missing, None, f"required with {present}")
+
+
+def test_server_ca_file_needs_the_certificate(base_env: dict[str, str]) -> None:
+    base_env["PG_SSL_CA_FILE"] = "/tls/ca.crt"
+    assert_names(
+        refusal(base_env), "PG_SSL_CA_FILE", "/tls/ca.crt", "needs PG_SSL_CERT_FILE and PG_SSL_KEY_FILE"
+    )
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("on", True), ("0", False), ("", False)])
+def test_hostssl_accepted_with_a_certificate(base_env: dict[str, str], value: str, expected: bool) -> None:
+    assert load_settings(base_env | SERVER_TLS | {"PG_HBA_HOSTSSL": value}).patroni.hba_hostssl is expected
+
+
+@pytest.mark.parametrize("value", ["true", "YES", "1"])
+def test_hostssl_needs_a_certificate(base_env: dict[str, str], value: str) -> None:
+    base_env["PG_HBA_HOSTSSL"] = value
+    assert_names(refusal(base_env), "PG_HBA_HOSTSSL", value, "needs PG_SSL_CERT_FILE and PG_SSL_KEY_FILE")
+
+
+def test_hostssl_false_needs_nothing(base_env: dict[str, str]) -> None:
+    assert load_settings(base_env | {"PG_HBA_HOSTSSL": "off"}).patroni.hba_hostssl is False
+
+
+@pytest.mark.parametrize("value", ["hostssl", "2", "tls"])
+def test_hostssl_booleans_refused(base_env: dict[str, str], value: str) -> None:
+    base_env |= SERVER_TLS | {"PG_HBA_HOSTSSL": value}
+    assert_names(refusal(base_env), "PG_HBA_HOSTSSL", value, BOOL)
+
+
+# --------------------------------------------------------------------------------------------------
+# Citus between nodes: the root certificate of verify-ca / verify-full
+# --------------------------------------------------------------------------------------------------
+
+VERIFYING = ["verify-ca", "verify-full"]
+CONNINFO_PATH = "use an absolute path without spaces, quotes or backslashes"
+
+
+@pytest.mark.parametrize("mode", VERIFYING)
+def test_verifying_sslmodes_need_a_root_certificate(base_env: dict[str, str], mode: str) -> None:
+    base_env["CITUS_NODE_SSLMODE"] = mode
+    assert_names(
+        refusal(base_env), "CITUS_NODE_SSLMODE", mode, "set CITUS_NODE_SSLROOTCERT (or PG_SSL_CA_FILE)"
+    )
+
+
+def test_the_root_certificate_rule_holds_for_citus_settings_alone() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_citus_settings({"CITUS_NODE_SSLMODE": " Verify-Full "})
+    assert_names(caught.value, "CITUS_NODE_SSLMODE", " Verify-Full ", "set CITUS_NODE_SSLROOTCERT")
+    citus = load_citus_settings(
+        {"CITUS_NODE_SSLMODE": "verify-full", "CITUS_NODE_SSLROOTCERT": "/tls/ca.crt"}
+    )
+    assert citus.node_sslrootcert == "/tls/ca.crt"
+    assert load_citus_settings(
+        {"CITUS_NODE_SSLMODE": "verify-ca"}, pg_ssl_ca_file="/x.crt"
+    ).node_sslrootcert == ("/x.crt")
+
+
+@pytest.mark.parametrize("mode", VERIFYING)
+def test_verifying_sslmodes_fall_back_to_the_servers_ca_file(base_env: dict[str, str], mode: str) -> None:
+    base_env |= SERVER_TLS | {"PG_SSL_CA_FILE": "/tls/ca.crt", "CITUS_NODE_SSLMODE": mode}
+    citus = load_settings(base_env).citus
+    assert citus.node_sslrootcert == "/tls/ca.crt"
+    assert citus.node_conninfo == f"sslmode={mode} sslrootcert=/tls/ca.crt tcp_user_timeout=30000"
+
+
+@pytest.mark.parametrize("mode", [None, *VERIFYING])
+def test_the_own_root_certificate_wins(base_env: dict[str, str], mode: str | None) -> None:
+    base_env |= SERVER_TLS | {"PG_SSL_CA_FILE": "/tls/ca.crt", "CITUS_NODE_SSLROOTCERT": "/tls/nodes-ca.crt"}
+    if mode is not None:
+        base_env["CITUS_NODE_SSLMODE"] = mode
+    assert load_settings(base_env).citus.node_sslrootcert == "/tls/nodes-ca.crt"
+
+
+@pytest.mark.parametrize("mode", ["disable", "prefer", "require"])
+def test_non_verifying_sslmodes_do_not_take_the_servers_ca_file(base_env: dict[str, str], mode: str) -> None:
+    base_env |= SERVER_TLS | {"PG_SSL_CA_FILE": "/tls/ca.crt", "CITUS_NODE_SSLMODE": mode}
+    citus = load_settings(base_env).citus
+    assert citus.node_sslrootcert is None
+    assert citus.node_conninfo == f"sslmode={mode} tcp_user_timeout=30000"
+
+
+@pytest.mark.parametrize("value", ["ca.crt", "./ca.crt", "/tls/a\n/b"])
+def test_node_root_certificate_must_be_absolute(base_env: dict[str, str], value: str) -> None:
+    base_env["CITUS_NODE_SSLROOTCERT"] = value
+    assert_names(refusal(base_env), "CITUS_NODE_SSLROOTCERT", value, ABSOLUTE)
+
+
+@pytest.mark.parametrize(
+    "value", ["/tls/my ca.crt", "/tls/ca'.crt", '/tls/"ca".crt', "/tls\\ca.crt", "/tls/ca\t.crt"]
+)
+def test_node_root_certificate_must_fit_unquoted_in_node_conninfo(
+    base_env: dict[str, str], value: str
+) -> None:
+    base_env["CITUS_NODE_SSLROOTCERT"] = value
+    assert_names(refusal(base_env), "CITUS_NODE_SSLROOTCERT", value, CONNINFO_PATH)
+
+
+def test_a_fallback_ca_file_must_fit_unquoted_in_node_conninfo(base_env: dict[str, str]) -> None:
+    base_env |= SERVER_TLS | {"PG_SSL_CA_FILE": "/tls/my ca.crt", "CITUS_NODE_SSLMODE": "verify-full"}
+    error = refusal(base_env)
+    assert_names(error, "PG_SSL_CA_FILE", "/tls/my ca.crt", CONNINFO_PATH)
+    assert "or set CITUS_NODE_SSLROOTCERT" in str(error)
+    # Spaces are fine where the CA file is only PostgreSQL's own ssl_ca_file.
+    base_env["CITUS_NODE_SSLMODE"] = "require"
+    assert load_settings(base_env).patroni.ssl_ca_file == "/tls/my ca.crt"
+
+
+# --------------------------------------------------------------------------------------------------
+# Which variables the settings consumed (the entrypoint keeps exactly those from Patroni)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_consumed_variables_are_the_ones_read(base_env: dict[str, str]) -> None:
+    base_env |= {
+        "PATRONI_ETCD3_USERNAME": "patroni",
+        "PATRONI_ETCD3_PASSWORD": ETCD3_SECRET,
+        "PATRONI_LOG_LEVEL": "DEBUG",
+        "PATRONI_ETCD3_KEY_PASSWORD": "key-pw",
+        "PATRONI_CITUS_GROUP": "1",
+        "FOO": "bar",
+    }
+    settings, consumed = load_settings_with_consumed(base_env)
+    assert settings == load_settings(base_env)
+    assert set(BASE_ENV_NAMES) | {"PATRONI_ETCD3_USERNAME", "PATRONI_ETCD3_PASSWORD"} <= consumed
+    assert {
+        "PATRONI_SUPERUSER_PASSWORD_FILE",
+        "PATRONI_ETCD3_PASSWORD_FILE",
+        "CITUS_ENABLE",
+        "PG_SSL_CA_FILE",
+    } <= consumed
+    # Only looked at, or not ours at all: they stay Patroni's.
+    assert not {"PATRONI_LOG_LEVEL", "PATRONI_ETCD3_KEY_PASSWORD", "PATRONI_CITUS_GROUP", "FOO"} & consumed
+    assert "PATRONI_CITUS_DATABASE" not in consumed
+
+
+def test_blank_variables_of_the_other_dcs_are_consumed(base_env: dict[str, str]) -> None:
+    # Patroni would make a DCS section of a blank one, next to the one the template renders.
+    _, consumed = load_settings_with_consumed(
+        base_env | {"PATRONI_ZOOKEEPER_HOSTS": "zk-1:2181", "PATRONI_ETCD3_X": ""}
+    )
+    assert "PATRONI_ETCD3_X" in consumed
+    _, consumed = load_settings_with_consumed(base_env | {"PATRONI_ZOOKEEPER_USE_SSL": " "})
+    assert "PATRONI_ZOOKEEPER_USE_SSL" in consumed
+
+
+BASE_ENV_NAMES = (
+    "PATRONI_SCOPE",
+    "PATRONI_NAME",
+    "PATRONI_SUPERUSER_PASSWORD",
+    "PATRONI_REPLICATION_PASSWORD",
+)

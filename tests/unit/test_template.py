@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import stat
-from collections.abc import Callable, Mapping
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 import yaml
 
 from patroni_citus.errors import ConfigurationError
+from patroni_citus.local.pgtree import PgTreeError, find_system_bindir
 from patroni_citus.member_config import load_member_config
 from patroni_citus.settings import Settings, load_settings
 from patroni_citus.template import (
@@ -150,6 +153,214 @@ def test_other_settings_reach_the_config(base_env: dict[str, str]) -> None:
     ]
     dcs = document["bootstrap"]["dcs"]
     assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"], dcs["synchronous_mode"]) == (40, 5, 15, True)
+
+
+# --------------------------------------------------------------------------------------------------
+# The DCS section, PostgreSQL's TLS and hostssl
+# --------------------------------------------------------------------------------------------------
+
+ETCD3_TLS_AND_USER = {
+    "PATRONI_ETCD3_HOSTS": "e1:2379,e2:2379",
+    "PATRONI_ETCD3_PROTOCOL": "https",
+    "PATRONI_ETCD3_CACERT": "/tls/etcd-ca.crt",
+    "PATRONI_ETCD3_CERT": "/tls/etcd-client.crt",
+    "PATRONI_ETCD3_KEY": "/tls/etcd-client.key",
+    "PATRONI_ETCD3_USERNAME": "patroni",
+    "PATRONI_ETCD3_PASSWORD": "etcd-Secret-pw",
+}
+SERVER_TLS = {"PG_SSL_CERT_FILE": "/tls/server.crt", "PG_SSL_KEY_FILE": "/tls/server.key"}
+
+
+def test_etcd3_with_tls_and_a_user_renders_patronis_own_keys(base_env: dict[str, str]) -> None:
+    document = parsed(base_env | ETCD3_TLS_AND_USER)
+    assert document["etcd3"] == {
+        "hosts": ["e1:2379", "e2:2379"],
+        "protocol": "https",
+        "cacert": "/tls/etcd-ca.crt",
+        "cert": "/tls/etcd-client.crt",
+        "key": "/tls/etcd-client.key",
+        "username": "patroni",
+        "password": "etcd-Secret-pw",
+    }
+    assert set(document) == TOP_LEVEL_KEYS
+
+
+@pytest.mark.parametrize("overrides", [{}, ETCD3_TLS_AND_USER, {"PATRONI_ZOOKEEPER_HOSTS": "zk-1:2181"}])
+def test_the_dcs_section_is_the_settings_patroni_section(
+    base_env: dict[str, str], overrides: dict[str, str]
+) -> None:
+    settings = load_settings(base_env | overrides)
+    document = yaml.safe_load(render_config(settings, CONFIG_PATH))
+    section = settings.patroni.dcs.patroni_section()
+    assert {key: document[key] for key in section} == section
+
+
+def test_zookeeper_renders_a_zookeeper_section_and_no_etcd3(base_env: dict[str, str]) -> None:
+    document = parsed(base_env | {"PATRONI_ZOOKEEPER_HOSTS": "zk-1:2181,zk-2:2181"})
+    assert document["zookeeper"] == {"hosts": ["zk-1:2181", "zk-2:2181"]}
+    assert set(document) == TOP_LEVEL_KEYS - {"etcd3"} | {"zookeeper"}
+
+
+@pytest.mark.parametrize("ca_file", [None, "/tls/ca.crt"])
+def test_server_tls_is_rendered_in_the_members_own_parameters(
+    base_env: dict[str, str], ca_file: str | None
+) -> None:
+    environ = base_env | SERVER_TLS | ({} if ca_file is None else {"PG_SSL_CA_FILE": ca_file})
+    document = parsed(environ)
+    expected = {"ssl": "on", "ssl_cert_file": "/tls/server.crt", "ssl_key_file": "/tls/server.key"}
+    if ca_file is not None:
+        expected["ssl_ca_file"] = ca_file
+    parameters = document["postgresql"]["parameters"]
+    assert parameters == {"unix_socket_directories": "/var/run/postgresql", **expected}
+    assert not expected.keys() & dcs_parameters(document).keys()  # member-local, not bootstrap.dcs
+
+
+def test_no_tls_renders_no_ssl_parameters(base_env: dict[str, str]) -> None:
+    assert parsed(base_env)["postgresql"]["parameters"] == {"unix_socket_directories": "/var/run/postgresql"}
+
+
+def test_hostile_tls_paths_stay_one_string(base_env: dict[str, str]) -> None:
+    hostile = {
+        "PG_SSL_CERT_FILE": "/tls/x: {y: 1} #c",
+        "PG_SSL_KEY_FILE": "/tls/'k' [1]",
+        "PG_SSL_CA_FILE": "/&a *a",
+    }
+    parameters = parsed(base_env | hostile)["postgresql"]["parameters"]
+    assert (parameters["ssl_cert_file"], parameters["ssl_key_file"], parameters["ssl_ca_file"]) == tuple(
+        hostile.values()
+    )
+
+
+LOCAL_AND_LOOPBACK_HBA = [
+    "local all all scram-sha-256",
+    "host all all 127.0.0.1/32 scram-sha-256",
+    "host all all ::1/128 scram-sha-256",
+    "host replication replicator 127.0.0.1/32 scram-sha-256",
+]
+
+
+@pytest.mark.parametrize(("hostssl", "connection_type"), [("true", "hostssl"), ("false", "host")])
+def test_hostssl_applies_to_the_allowed_networks_only(
+    base_env: dict[str, str], hostssl: str, connection_type: str
+) -> None:
+    environ = base_env | SERVER_TLS | {"PG_HBA_HOSTSSL": hostssl, "PG_ALLOWED_NETWORKS": "10.0.0.0/8,samenet"}
+    assert parsed(environ)["postgresql"]["pg_hba"] == [
+        *LOCAL_AND_LOOPBACK_HBA,
+        f"{connection_type} replication replicator 10.0.0.0/8 scram-sha-256",
+        f"{connection_type} all all 10.0.0.0/8 scram-sha-256",
+        f"{connection_type} replication replicator samenet scram-sha-256",
+        f"{connection_type} all all samenet scram-sha-256",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "conninfo"),
+    [
+        ({"CITUS_NODE_SSLROOTCERT": "/tls/nodes-ca.crt"}, "sslmode=require sslrootcert=/tls/nodes-ca.crt"),
+        (
+            {"CITUS_NODE_SSLMODE": "verify-full", "CITUS_NODE_SSLROOTCERT": "/tls/nodes-ca.crt"},
+            "sslmode=verify-full sslrootcert=/tls/nodes-ca.crt",
+        ),
+        (
+            {"CITUS_NODE_SSLMODE": "verify-ca", **SERVER_TLS, "PG_SSL_CA_FILE": "/tls/ca.crt"},
+            "sslmode=verify-ca sslrootcert=/tls/ca.crt",
+        ),
+    ],
+)
+def test_node_conninfo_carries_the_root_certificate(
+    worker_env: dict[str, str], overrides: dict[str, str], conninfo: str
+) -> None:
+    parameters = dcs_parameters(parsed(worker_env | overrides))
+    assert parameters["citus.node_conninfo"] == f"{conninfo} tcp_user_timeout=30000"
+
+
+# --------------------------------------------------------------------------------------------------
+# Patroni itself accepts the rendered file (`patroni --validate-config`)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def reachable_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections: Patroni's validator connects to every DCS host."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
+def patroni_validation(config_path: Path) -> subprocess.CompletedProcess[str]:
+    patroni = default_scripts_dir() / "patroni"
+    # A clean environment: Patroni would apply any PATRONI_* variable on top of the file.
+    return subprocess.run(
+        [str(patroni), "--validate-config", "--ignore-listen-port", str(config_path)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"PATRONI_ETCD3_HOSTS": "127.0.0.1:{port}"}, id="etcd3"),
+        pytest.param(
+            {
+                **ETCD3_TLS_AND_USER,
+                "PATRONI_ETCD3_HOSTS": "127.0.0.1:{port}",
+                **SERVER_TLS,
+                "PG_SSL_CA_FILE": "/tls/ca.crt",
+                "PG_HBA_HOSTSSL": "true",
+                "CITUS_NODE_SSLMODE": "verify-full",
+            },
+            id="etcd3-tls-user-server-tls-hostssl",
+        ),
+        pytest.param({"PATRONI_ZOOKEEPER_HOSTS": "127.0.0.1:{port}"}, id="zookeeper"),
+    ],
+)
+@pytest.mark.parametrize("citus_enable", ["false", "true"])
+def test_patroni_accepts_the_rendered_file(
+    worker_env: dict[str, str],
+    tmp_path: Path,
+    reachable_port: int,
+    overrides: dict[str, str],
+    citus_enable: str,
+) -> None:
+    try:
+        bin_dir = find_system_bindir()
+    except PgTreeError as missing:
+        pytest.skip(f"Patroni's validator checks the PostgreSQL binaries: {missing}")
+    environ = worker_env | {key: value.format(port=reachable_port) for key, value in overrides.items()}
+    environ |= {
+        "CITUS_ENABLE": citus_enable,
+        "PATRONI_POSTGRESQL_BIN_DIR": str(bin_dir),
+        "PATRONI_POSTGRESQL_DATA_DIR": str(tmp_path / "data"),
+        "PATRONI_POSTGRESQL_CONNECT_ADDRESS": "pg-1:5432",  # the validator refuses loopback here
+    }
+    config_path = tmp_path / "patroni.yml"
+    write_private_file(config_path, render_config(load_settings(environ), config_path, default_scripts_dir()))
+    validation = patroni_validation(config_path)
+    assert validation.returncode == 0, validation.stdout + validation.stderr
+
+
+def test_patroni_validation_would_catch_an_unreachable_dcs(base_env: dict[str, str], tmp_path: Path) -> None:
+    """The check above is not vacuous: Patroni's validator refuses what it cannot use."""
+    try:
+        bin_dir = find_system_bindir()
+    except PgTreeError as missing:
+        pytest.skip(f"Patroni's validator checks the PostgreSQL binaries: {missing}")
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        closed_port = server.getsockname()[1]
+    environ = base_env | {
+        "PATRONI_ZOOKEEPER_HOSTS": f"127.0.0.1:{closed_port}",
+        "PATRONI_POSTGRESQL_BIN_DIR": str(bin_dir),
+        "PATRONI_POSTGRESQL_DATA_DIR": str(tmp_path / "data"),
+        "PATRONI_POSTGRESQL_CONNECT_ADDRESS": "pg-1:5432",
+    }
+    config_path = tmp_path / "patroni.yml"
+    write_private_file(config_path, render_config(load_settings(environ), config_path))
+    validation = patroni_validation(config_path)
+    assert validation.returncode != 0
+    assert "is not reachable" in validation.stdout + validation.stderr
 
 
 # --------------------------------------------------------------------------------------------------
@@ -322,14 +533,40 @@ def test_member_config_reads_the_rest_of_the_rendered_file(
     }
     settings, config_path = render_to_file(base_env)
     member = load_member_config(config_path)
-    assert (member.scope, member.name, member.namespace) == ("demo-1", "member-1", "/service/")
-    assert member.etcd_hosts == ("e1:2379", "e2:2379")
+    assert (member.scope, member.name) == ("demo-1", "member-1")
+    assert member.dcs.namespace == "/service/"
+    assert member.dcs.sections == {"etcd3": {"hosts": ["e1:2379", "e2:2379"]}}
     assert member.rest_url == "http://api-1:8009"
     assert member.rest_auth == settings.patroni.restapi_auth
     assert member.superuser == settings.patroni.superuser
     assert (member.postgres_host, member.postgres_port) == ("pg-1", 5433)
     assert member.socket_dir == "/srv/run"
     assert member.path == config_path
+
+
+@pytest.mark.parametrize(
+    "overrides", [ETCD3_TLS_AND_USER, {"PATRONI_ZOOKEEPER_HOSTS": "zk-1:2181,zk-2:2181"}]
+)
+def test_the_dcs_round_trips_through_member_config(
+    base_env: dict[str, str], render_to_file: RenderToFile, overrides: dict[str, str]
+) -> None:
+    settings, config_path = render_to_file(base_env | {"CITUS_ENABLE": "true"} | overrides)
+    assert load_member_config(config_path).dcs.sections == settings.patroni.dcs.patroni_section()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"CITUS_NODE_SSLMODE": "verify-full", "CITUS_NODE_SSLROOTCERT": "/tls/nodes-ca.crt"},
+        {"CITUS_NODE_SSLMODE": "verify-ca", **SERVER_TLS, "PG_SSL_CA_FILE": "/tls/ca.crt"},
+    ],
+)
+def test_the_node_root_certificate_round_trips_through_member_config(
+    worker_env: dict[str, str], render_to_file: RenderToFile, overrides: dict[str, str]
+) -> None:
+    settings, config_path = render_to_file(worker_env | overrides)
+    assert load_member_config(config_path).citus == settings.citus
+    assert settings.citus.node_sslrootcert is not None
 
 
 def test_disabled_round_trip_stays_disabled(base_env: dict[str, str], render_to_file: RenderToFile) -> None:
@@ -384,13 +621,15 @@ HOSTILE_PASSWORDS = [
         ("PATRONI_SUPERUSER_PASSWORD", ("postgresql", "authentication", "superuser", "password")),
         ("PATRONI_REPLICATION_PASSWORD", ("postgresql", "authentication", "replication", "password")),
         ("PATRONI_RESTAPI_PASSWORD", ("restapi", "authentication", "password")),
+        ("PATRONI_ETCD3_PASSWORD", ("etcd3", "password")),
     ],
 )
 @pytest.mark.parametrize("citus_enable", ["false", "true"])
 def test_hostile_passwords_stay_one_string(
     base_env: dict[str, str], setting: str, path: tuple[str, ...], password: str, citus_enable: str
 ) -> None:
-    document = parsed(base_env | {setting: password, "CITUS_ENABLE": citus_enable})
+    etcd3_user = {"PATRONI_ETCD3_USERNAME": "patroni"} if setting == "PATRONI_ETCD3_PASSWORD" else {}
+    document = parsed(base_env | etcd3_user | {setting: password, "CITUS_ENABLE": citus_enable})
     expected_keys = TOP_LEVEL_KEYS | ({"tags"} if citus_enable == "true" else set())
     assert set(document) == expected_keys
     assert document["scope"] == "demo-1"
