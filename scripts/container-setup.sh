@@ -2,7 +2,7 @@
 # Prepare THIS machine to build and run the image with rootful podman, then build it.
 #
 # Everything host-specific lives here, never in the Dockerfile (see docs/container.md):
-#   1. podman, runc, netavark, debootstrap, docker-compose and python3-cryptography from Debian;
+#   1. podman, runc, netavark, debootstrap and docker-compose from Debian;
 #   2. a containers.conf drop-in: runc (Debian's crun fails on hybrid cgroups), cgroupfs, file
 #      events, and default ulimits no higher than this host allows (else "error setting rlimits");
 #   3. debian:bookworm-slim made locally with debootstrap (no image registry is reachable);
@@ -40,9 +40,8 @@ step_done() {
   echo "    done in $((SECONDS - step_started))s"
 }
 
-step "system packages: podman, runc, netavark, debootstrap, docker-compose, python3-cryptography"
-# python3-cryptography: docker/make-demo-certs.py runs with Debian's python3, as the docs show.
-CONTAINER_PACKAGES=(podman runc netavark aardvark-dns iptables debootstrap docker-compose uidmap python3-cryptography)
+step "system packages: podman, runc, netavark, debootstrap, docker-compose"
+CONTAINER_PACKAGES=(podman runc netavark aardvark-dns iptables debootstrap docker-compose uidmap)
 missing=()
 for package in "${CONTAINER_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
@@ -153,7 +152,18 @@ step "demo TLS files ${DEMO_TLS} (docker/make-demo-certs.py: a private CA, etcd'
 if [ -f "${DEMO_TLS}/ca.crt" ]; then
   echo "    present (made earlier; delete ${DEMO_TLS} to make a new CA)"
 else
-  as_root /usr/bin/python3 docker/make-demo-certs.py "$DEMO_TLS" | sed 's/^/    /'
+  # The script imports patroni_citus.pki: the venv's (scripts/install.sh and test.sh install this
+  # checkout there), else a throwaway venv from the wheelhouse just built. -P: the package as the
+  # script sees it, not the checkout in the working directory.
+  cert_python="${PATRONI_CITUS_VENV}/bin/python"
+  if ! "$cert_python" -P -c "import patroni_citus.pki" 2> /dev/null; then
+    cert_venv=$(mktemp -d /var/tmp/patroni-citus-cert-venv.XXXXXX)
+    /usr/bin/python3 -m venv "$cert_venv"
+    "$cert_venv/bin/pip" install -q --disable-pip-version-check --no-index --find-links "$WHEELHOUSE" patroni-citus
+    cert_python="$cert_venv/bin/python"
+  fi
+  as_root "$cert_python" docker/make-demo-certs.py "$DEMO_TLS" | sed 's/^/    /'
+  [ -n "${cert_venv:-}" ] && rm -rf "$cert_venv"
 fi
 step_done
 

@@ -13,7 +13,6 @@ import base64
 import json
 import shutil
 import ssl
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -126,15 +125,7 @@ def start(layout: FormationLayout, report: Reporter) -> int:
         env={"PATH": "/usr/bin:/bin", "ETCD_UNSUPPORTED_ARCH": "", "HOME": str(layout.etcd_dir)},
     )
     report(f"etcd: started (pid {pid}) on {client_url(layout)}, waiting for it to answer")
-    deadline = time.monotonic() + START_TIMEOUT
-    while not is_healthy(layout):
-        if not processes.is_alive(pid):
-            raise EtcdError(f"etcd exited at start; see {layout.dcs_log_path}")
-        if time.monotonic() > deadline:
-            raise EtcdError(
-                f"etcd did not become healthy within {START_TIMEOUT:.0f} s; see {layout.dcs_log_path}"
-            )
-        time.sleep(0.2)
+    processes.wait_ready(pid, "etcd", lambda: is_healthy(layout), layout.dcs_log_path, START_TIMEOUT, 0.2)
     report("etcd: healthy" + (" (https, client certificates required)" if layout.tls else ""))
     if layout.tls:
         enable_auth(layout, report)

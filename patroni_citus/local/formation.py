@@ -245,6 +245,15 @@ def _member_role(member: MemberLayout) -> tuple[str, str]:
     return str(answer.get("role", "")), str(answer.get("state", ""))
 
 
+def _log_tail(member: MemberLayout, lines: int = 8) -> str:
+    """The last lines of a member's log, to say at once why it stopped (a test's files may not outlive it)."""
+    try:
+        tail = member.log_path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "".join(f"\n    {line[:300]}" for line in tail)
+
+
 def _wait_for_members(state: FormationState, report: Reporter, timeout: float) -> None:
     """Poll every member until it runs as primary or replica; one progress line per change."""
     layout = state.layout
@@ -254,7 +263,7 @@ def _wait_for_members(state: FormationState, report: Reporter, timeout: float) -
     while pending:
         for name, member in list(pending.items()):
             if not processes.is_alive(state.member_pids.get(name)):
-                raise FormationError(f"{name}: Patroni exited; see {member.log_path}")
+                raise FormationError(f"{name}: Patroni exited; see {member.log_path}{_log_tail(member)}")
             role, member_state = _member_role(member)
             seen = f"{role or '-'} / {member_state}"
             elapsed = time.monotonic() - started

@@ -211,7 +211,7 @@ class FormationLayout:
         return TlsPair(self.tls_dir / "ca.crt", self.tls_dir / "ca.key")
 
     def client_tls(self, user: str) -> TlsPair:
-        """The client certificate of an etcd user (its CN is the user's name)."""
+        """The client certificate of an etcd user (its OU is the user's name; it has no CN)."""
         return TlsPair(self.tls_dir / f"{user}.crt", self.tls_dir / f"{user}.key")
 
     @property

@@ -8,7 +8,7 @@ import pwd
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from patroni_citus.errors import PatroniCitusError
@@ -138,3 +138,16 @@ def stop(pid: int, timeout: float, signum: signal.Signals = signal.SIGTERM) -> b
     if wait_gone([pid], 10):
         raise ProcessError(f"process {pid} ({command_line(pid)[:80]}) survived SIGKILL")
     return True
+
+
+def wait_ready(
+    pid: int, what: str, ready: Callable[[], bool], log: Path, timeout: float, pause: float
+) -> None:
+    """Poll ready() until it holds; a server that exits or stays silent past timeout is a ProcessError."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if not is_alive(pid):
+            raise ProcessError(f"{what} exited at start; see {log}")
+        if time.monotonic() > deadline:
+            raise ProcessError(f"{what} did not answer within {timeout:.0f} s; see {log}")
+        time.sleep(pause)

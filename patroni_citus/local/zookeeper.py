@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,15 +96,7 @@ def start(layout: FormationLayout, report: Reporter) -> int:
     )
     address = f"{layout.host_address}:{layout.zookeeper_client_port}"
     report(f"zookeeper: started (pid {pid}) on {address}, waiting for it to answer")
-    deadline = time.monotonic() + START_TIMEOUT
-    while not is_ok(layout):
-        if not processes.is_alive(pid):
-            raise ZooKeeperError(f"ZooKeeper exited at start; see {layout.dcs_log_path}")
-        if time.monotonic() > deadline:
-            raise ZooKeeperError(
-                f"ZooKeeper did not answer within {START_TIMEOUT:.0f} s; see {layout.dcs_log_path}"
-            )
-        time.sleep(0.3)
+    processes.wait_ready(pid, "ZooKeeper", lambda: is_ok(layout), layout.dcs_log_path, START_TIMEOUT, 0.3)
     report("zookeeper: healthy")
     return pid
 

@@ -38,9 +38,10 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 CERT_TOOL = REPO_ROOT / "docker" / "make-demo-certs.py"
-#: The Python that runs docker/make-demo-certs.py, as the docs tell operators to: Debian's python3
-#: with python3-cryptography (scripts/container-setup.sh installs it); the venv need not have it.
-CERT_TOOL_PYTHON = os.environ.get("PATRONI_CITUS_CERT_PYTHON", "/usr/bin/python3")
+#: The Python that runs docker/make-demo-certs.py, as the docs tell operators to: the project's venv
+#: (scripts/lib.sh's PATRONI_CITUS_VENV), where the script finds patroni_citus.pki.
+VENV = Path(os.environ.get("PATRONI_CITUS_VENV", "/opt/patroni-citus/venv"))
+CERT_TOOL_PYTHON = os.environ.get("PATRONI_CITUS_CERT_PYTHON", str(VENV / "bin" / "python"))
 IMAGE = os.environ.get("PATRONI_CITUS_IMAGE", "localhost/patroni-citus:standin")
 ETCD_IMAGE = os.environ.get("PATRONI_CITUS_ETCD_IMAGE", "localhost/patroni-citus-etcd:test")
 REQUIRE = os.environ.get("PATRONI_CITUS_REQUIRE_CONTAINERS", "") == "1"
@@ -58,6 +59,20 @@ SETUP_HINT = "run scripts/container-setup.sh (as root) first"
 _LOG_NOISE = ("INFO: no action.", "LOG:  checkpoint ", "raft20", "etcdserver", "for permission checking")
 
 
+def cert_tool_missing() -> str | None:
+    """What CERT_TOOL_PYTHON lacks to run CERT_TOOL, or None: patroni_citus.pki as the script sees it
+    (-P: not from the working directory, which a script's sys.path does not hold either)."""
+    command = [CERT_TOOL_PYTHON, "-P", "-c", "import patroni_citus.pki"]
+    probe = subprocess.run(command, capture_output=True, text=True, check=False)
+    if probe.returncode == 0:
+        return None
+    cause = (probe.stderr.strip().splitlines() or ["not runnable"])[-1]
+    return (
+        f"patroni_citus.pki for {CERT_TOOL_PYTHON} ({cause}): scripts/install.sh installs this checkout "
+        "in the venv, or set PATRONI_CITUS_CERT_PYTHON"
+    )
+
+
 def missing_prerequisites() -> list[str]:
     """What this machine lacks for the container tests; empty when they can run."""
     missing = []
@@ -70,11 +85,9 @@ def missing_prerequisites() -> list[str]:
         import docker  # noqa: F401
     except ImportError:
         missing.append("the Python docker SDK (pip install docker)")
-    cryptography = subprocess.run(
-        [CERT_TOOL_PYTHON, "-c", "import cryptography"], capture_output=True, check=False
-    )
-    if cryptography.returncode != 0:
-        missing.append(f"the cryptography package for {CERT_TOOL_PYTHON} (Debian: python3-cryptography)")
+    cert_tool = cert_tool_missing()
+    if cert_tool is not None:
+        missing.append(cert_tool)
     if shutil.which("podman") is not None:
         for image in (IMAGE, ETCD_IMAGE):
             found = subprocess.run(["podman", "image", "exists", image], capture_output=True, check=False)

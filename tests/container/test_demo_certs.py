@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from container_harness import CERT_TOOL, CERT_TOOL_PYTHON, REPO_ROOT, REQUIRE
+from container_harness import CERT_TOOL, CERT_TOOL_PYTHON, REPO_ROOT, REQUIRE, cert_tool_missing
 
 MEMBERS = ("coordinator-a", "coordinator-b", "worker-1a", "worker-1b", "worker-2a", "worker-2b")
 HOSTS = (*MEMBERS, "etcd")
@@ -32,9 +32,8 @@ def make_certs(out_dir: Path, *options: str) -> subprocess.CompletedProcess[str]
 @pytest.fixture(scope="module")
 def demo_tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One set, made as docs/container.md says (as root, the keys then belong to uid 999)."""
-    probe = subprocess.run([CERT_TOOL_PYTHON, "-c", "import cryptography"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        message = f"{CERT_TOOL_PYTHON} lacks the cryptography package (Debian: python3-cryptography)"
+    message = cert_tool_missing()
+    if message is not None:
         if REQUIRE:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
@@ -121,8 +120,6 @@ def test_etcd_certificate_serves_etcd_and_members_log_in_with_theirs(demo_tls: P
 
 @pytest.mark.parametrize("script", ["make-demo-certs.py", "etcd-auth-init.py"])
 def test_docker_scripts_doctests(script: str) -> None:
-    if script == "make-demo-certs.py":
-        pytest.importorskip("cryptography")
     path = REPO_ROOT / "docker" / script
     spec = importlib.util.spec_from_file_location(f"docker_{path.stem.replace('-', '_')}", path)
     assert spec is not None and spec.loader is not None
