@@ -10,8 +10,10 @@ and the last one explains a failure).
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -204,13 +206,40 @@ def _patroni_config(config: DcsConfig, scope: str, builtin: bool) -> dict[str, A
     return patroni
 
 
+_imported: set[str] = set()
+_import_lock = threading.Lock()
+
+
+def import_patroni(kind: str) -> Callable[[dict[str, Any]], Any]:
+    """Patroni's get_dcs, imported late (it costs ~0.3 s) and without Patroni's umask.
+
+    Importing Patroni sets the process umask to PostgreSQL's 0077 (patroni.file_perm), which would
+    make every directory this process (and its children) creates afterwards private to its owner.
+    Once per kind, under a lock: the umask is the whole process's.
+    """
+    with _import_lock:
+        if kind not in _imported:
+            umask = os.umask(0o077)
+            try:
+                importlib.import_module("patroni.file_perm")
+                importlib.import_module("patroni.postgresql.mpp")
+                if kind in DCS_KINDS:
+                    importlib.import_module(f"patroni.dcs.{kind}")
+            finally:
+                os.umask(umask)
+            _imported.add(kind)
+    from patroni.dcs import get_dcs
+
+    return get_dcs  # type: ignore[no-any-return]
+
+
 def open_scope(config: DcsConfig, scope: str, builtin: bool = False) -> Any:
     """Patroni's DCS object for one scope (cached: Patroni's clients hold connections and threads)."""
     key = (json.dumps([config.sections, config.namespace, config.timeout], sort_keys=True), scope, builtin)
 
-    def create() -> Any:
-        from patroni.dcs import get_dcs  # imported late: Patroni's import costs ~0.3 s
+    get_dcs = import_patroni(config.kind)
 
+    def create() -> Any:
         return get_dcs(_patroni_config(config, scope, builtin))
 
     with _opened_lock:

@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from patroni_citus import patroni_dcs
 from patroni_citus.settings import Settings, load_settings
 from patroni_citus.template import render_config
+
+# Importing Patroni sets the umask to 0077 (patroni.file_perm); test modules import its types, so
+# import it first the way the product does, leaving this process's umask alone.
+patroni_dcs.import_patroni("etcd3")
 
 SUPERUSER_PASSWORD = "super-Secret-pw-1"
 REPLICATION_PASSWORD = "repl-Secret-pw-2"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -135,3 +137,19 @@ def test_an_unreachable_or_bad_dcs_is_one_line_and_exit_2(url: str, expected: st
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
+
+
+def test_importing_patroni_leaves_the_umask_alone() -> None:
+    """Patroni's import sets umask 0077; ours would then make directories the postgres user cannot enter.
+
+    A fresh interpreter, since this one imported Patroni long ago.
+    """
+    code = (
+        "import os; os.umask(0o022); from patroni_citus import patroni_dcs\n"
+        "config = patroni_dcs.DcsConfig({'etcd3': {'hosts': ['127.0.0.1:1']}}, timeout=1)\n"
+        "try: patroni_dcs.read_scope(config, 'x')\n"
+        "except patroni_dcs.UnreachableError: pass\n"
+        "import patroni.file_perm; print(oct(os.umask(0o022)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "0o22"
