@@ -111,7 +111,9 @@ def test_image_runs_unprivileged_with_a_healthcheck_volume_and_two_ports(scratch
     environment = dict(item.split("=", 1) for item in config["Env"])
     assert environment["CITUS_ENABLE"] == "false"
     assert environment["CITUS_ROLE"] == "coordinator"
-    assert environment["CITUS_COORDINATOR_HOST"] == "localhost"
+    # No defaults where a default would hide a mistake: a worker must name its coordinator (else
+    # exit 2), and a ZooKeeper deployment must not inherit an etcd host ("set one DCS").
+    assert "CITUS_COORDINATOR_HOST" not in environment and "PATRONI_ETCD3_HOSTS" not in environment
     assert environment["CITUS_COORDINATOR_PORT"] == "5432"
     assert not [name for name in environment if "PASSWORD" in name], "no password may be baked in"
 
