@@ -74,7 +74,8 @@ def _converge_as_primary(config: MemberConfig) -> None:
 
 
 def on_event(config: MemberConfig, action: str, role: str) -> None:
-    """on_start / on_role_change: keep the preload list right; a new leader converges metadata."""
+    """on_start / on_role_change / on_stop: keep the preload list right, a new leader converges
+    metadata, a replica keeps its own secondary row."""
     log.info(
         "%s %s %s (Citus %s, group %d)", config.name, action, role, config.citus.role, config.citus.group
     )
@@ -87,7 +88,23 @@ def on_event(config: MemberConfig, action: str, role: str) -> None:
             ),
         )
     if role in LEADER_ROLES:
-        _best_effort("convergence", lambda: _converge_as_primary(config))
+        if action != "on_stop":
+            _best_effort("convergence", lambda: _converge_as_primary(config))
+    elif role == "replica":
+        _converge_as_replica(config, stopping=action == "on_stop")
+
+
+def _converge_as_replica(config: MemberConfig, stopping: bool) -> None:
+    """A replica's own secondary row: registered when it runs, removed when it stops gracefully."""
+    what = "secondary removal" if stopping else "secondary registration"
+    _best_effort(
+        what,
+        lambda: convergence.with_retries(
+            what,
+            lambda: convergence.register_replica(config, stopping=stopping),
+            config.citus.registration_timeout,
+        ),
+    )
 
 
 def post_bootstrap(config: MemberConfig) -> None:
@@ -124,6 +141,10 @@ def on_start_main(argv: Sequence[str] | None = None) -> int:
 
 def on_role_change_main(argv: Sequence[str] | None = None) -> int:
     return _run("patroni-citus-on-role-change", _EVENT_ARGS, argv)
+
+
+def on_stop_main(argv: Sequence[str] | None = None) -> int:
+    return _run("patroni-citus-on-stop", _EVENT_ARGS, argv)
 
 
 def post_bootstrap_main(argv: Sequence[str] | None = None) -> int:

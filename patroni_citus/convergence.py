@@ -24,7 +24,7 @@ from patroni_citus import dcs, metadata, patroni_api
 from patroni_citus.dcs_config import preload_patch
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.member_config import MemberConfig
-from patroni_citus.planner import Change, Endpoint, GroupLeader, plan
+from patroni_citus.planner import Change, Endpoint, GroupLeader, by_group, plan, plan_group
 from patroni_citus.topology import FormationAddress, formation_clusters
 
 log = logging.getLogger("patroni_citus")
@@ -37,6 +37,14 @@ class PromotionPendingError(PatroniCitusError):
 
 class NotLeaderError(PatroniCitusError):
     """This member is not (or no longer) its group's leader, so it must not write metadata."""
+
+
+class StillConvergingError(PatroniCitusError):
+    """A round left changes for the next one (adds and removes wait for a metadata resync)."""
+
+
+class NotYetPublishedError(PatroniCitusError):
+    """The DCS does not show this group's leader or this replica running yet (Patroni's next loop will)."""
 
 
 def with_retries(what: str, action: Callable[[], T], timeout: float) -> T:
@@ -128,24 +136,88 @@ def _coordinator(config: MemberConfig) -> metadata.Connection:
 def apply_plan(
     connection: metadata.Connection, changes: Sequence[Change], fence: Callable[[Change], None]
 ) -> None:
-    """Apply changes in order, checking the fence right before each write."""
-    for change in changes:
-        fence(change)
-        metadata.apply_change(connection, change)
-        log.info("done: %s", change.describe())
+    """Apply changes one group per transaction, checking the fence right before each write."""
+    for group_changes in by_group(changes).values():
+        metadata.apply_changes(connection, group_changes, fence)
+        for change in group_changes:
+            log.info("done: %s", change.describe())
+
+
+def _converge_group(
+    connection: metadata.Connection, leader: GroupLeader, fence: Callable[[Change], None], standalone: bool
+) -> list[Change]:
+    """Plan and apply one group; StillConvergingError when the next round has work left."""
+    changes = plan_group(leader, metadata.read_nodes(connection), standalone)
+    apply_plan(connection, changes, fence)
+    left = plan_group(leader, metadata.read_nodes(connection), standalone) if changes else []
+    if left:
+        raise StillConvergingError(
+            f"group {leader.group}: {'; '.join(c.describe() for c in left)} waits for the next round"
+        )
+    return changes
+
+
+def _own_group(config: MemberConfig) -> dcs.Cluster | None:
+    """This member's cluster as the DCS holds it; None (logged) when the DCS cannot be read now."""
+    try:
+        return dcs.read_cluster(config.dcs, config.scope)
+    except PatroniCitusError as exc:
+        log.warning("cannot read %s from the DCS (%s); leaving secondary rows as they are", config.scope, exc)
+        return None
 
 
 def register_self(config: MemberConfig) -> list[Change]:
-    """Point this group's primary row at this member (coordinator: group 0 on itself)."""
+    """Point this group's primary row at this member and its secondary rows at the group's replicas."""
     assert_leader(config)
-    leader = GroupLeader(config.citus.group, own_endpoint(config))
+    me = own_endpoint(config)
     connect = _local if config.citus.is_coordinator else lambda c, db: _coordinator(c)
     with closing(connect(config, config.citus.database)) as connection:
-        changes = plan([leader], metadata.read_nodes(connection), config.citus.standalone)
+        cluster = _own_group(config)
+        if cluster is not None:
+            secondaries = cluster.secondary_endpoints(excluding=me)
+        else:  # keep what is registered: a DCS hiccup must not drop every secondary row
+            rows = metadata.read_nodes(connection)
+            secondaries = frozenset(
+                r.endpoint for r in rows if r.groupid == config.citus.group and r.noderole == "secondary"
+            ) - {me}
+        leader = GroupLeader(config.citus.group, me, secondaries)
+        changes = _converge_group(
+            connection, leader, lambda _change: assert_leader(config), config.citus.standalone
+        )
         if not changes:
-            log.info("pg_dist_node already points group %d at %s", leader.group, leader.endpoint)
-        apply_plan(connection, changes, lambda _change: assert_leader(config))
+            log.info("pg_dist_node already matches group %d (primary %s)", leader.group, leader.endpoint)
     return changes
+
+
+def _group_leader_from_dcs(config: MemberConfig) -> GroupLeader:
+    """The group's wanted rows as the DCS shows them; retryable while Patroni has not published them."""
+    cluster = dcs.read_cluster(config.dcs, config.scope)
+    leader = cluster.group_leader(config.citus.group) if cluster is not None else None
+    if leader is None:
+        raise NotYetPublishedError(f"{config.scope} has no running leader in the DCS yet")
+    return leader
+
+
+def register_replica(config: MemberConfig, stopping: bool = False) -> list[Change]:
+    """A replica's own secondary row: added once the DCS shows it running, removed when it stops."""
+    me = own_endpoint(config)
+    leader = _group_leader_from_dcs(config)
+    if stopping:
+        leader = GroupLeader(leader.group, leader.endpoint, leader.secondaries - {me})
+    elif me not in leader.secondaries and config.citus.secondaries:
+        raise NotYetPublishedError(f"the DCS does not show {config.name} as a running replica yet")
+
+    def fence(_change: Change) -> None:
+        if _group_leader_from_dcs(config).endpoint != leader.endpoint:
+            raise NotLeaderError(f"{config.scope}'s leader changed; leaving its rows to the new leader")
+
+    if config.citus.is_coordinator:
+        endpoints = [(leader.endpoint.host, leader.endpoint.port)]
+        connection = metadata.connect(endpoints, config.citus.database, config.superuser, read_write=True)
+    else:
+        connection = _coordinator(config)
+    with closing(connection):
+        return _converge_group(connection, leader, fence, config.citus.standalone)
 
 
 def formation_leaders(clusters: dict[str, dcs.Cluster], address: FormationAddress) -> list[GroupLeader]:
@@ -153,9 +225,9 @@ def formation_leaders(clusters: dict[str, dcs.Cluster], address: FormationAddres
     leaders = []
     selected = dcs.select_formation(clusters, coordinator_hosts=address.coordinator_hosts, name=address.name)
     for group, group_clusters in selected.items():
-        leader = group_clusters[0].running_leader if len(group_clusters) == 1 else None
-        if leader is not None and leader.endpoint is not None:
-            leaders.append(GroupLeader(group, leader.endpoint))
+        leader = group_clusters[0].group_leader(group) if len(group_clusters) == 1 else None
+        if leader is not None:
+            leaders.append(leader)
     return leaders
 
 
@@ -190,25 +262,25 @@ def reconcile_preload(address: FormationAddress, dry_run: bool) -> list[str]:
 def reconcile(address: FormationAddress, dry_run: bool = False) -> list[Change]:
     """Plan (and unless dry_run apply) the pg_dist_node changes for every group, from the DCS."""
     clusters = formation_clusters(address)
+    leaders = formation_leaders(clusters, address)
     endpoints = list(address.coordinator_endpoints)
-    coordinator = next((leader for leader in formation_leaders(clusters, address) if leader.group == 0), None)
+    coordinator = next((leader for leader in leaders if leader.group == 0), None)
     if coordinator is not None:
         endpoints.insert(0, (coordinator.endpoint.host, coordinator.endpoint.port))
     with closing(
         metadata.connect(endpoints, address.database, address.credentials, read_write=True)
     ) as connection:
-        changes = plan(
-            formation_leaders(clusters, address), metadata.read_nodes(connection), address.standalone
-        )
+        changes = plan(leaders, metadata.read_nodes(connection), address.standalone)
         if not dry_run:
-            apply_plan(connection, changes, lambda change: _assert_still_leader(address, change))
+            apply_plan(connection, changes, lambda change: _assert_still_leader(address, leaders, change))
     return changes
 
 
-def _assert_still_leader(address: FormationAddress, change: Change) -> None:
-    """Fence for reconcile: the change's target must still be its group's leader in the DCS right now."""
+def _assert_still_leader(address: FormationAddress, planned: Sequence[GroupLeader], change: Change) -> None:
+    """Fence for reconcile: the change's group must still have the leader and replicas it was planned for."""
     current = formation_leaders(formation_clusters(address), address)
-    if GroupLeader(change.group, change.endpoint) not in current:
+    target = next((leader for leader in planned if leader.group == change.group), None)
+    if target is None or target not in current:
         raise NotLeaderError(
             f"group {change.group} leader changed while reconciling; not applying: {change.describe()}"
         )

@@ -14,10 +14,12 @@ from urllib.parse import urlparse
 
 from patroni_citus import patroni_dcs
 from patroni_citus.patroni_dcs import DcsConfig
-from patroni_citus.planner import Endpoint
+from patroni_citus.planner import Endpoint, GroupLeader
 
 #: Patroni's names for a group's writable leader (master before Patroni 3); not standby_leader.
 LEADER_ROLES = ("primary", "master")
+#: Member states of a PostgreSQL that is up (Patroni 4 publishes "streaming" for a streaming replica).
+RUNNING_STATES = ("running", "streaming")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,15 @@ class Member:
     tags: dict[str, Any] = field(default_factory=dict)
     wal_position: int | None = None
     pending_restart: bool = False
+
+    @property
+    def reads_allowed(self) -> bool:
+        """Tags allow Citus reads here: not ``noloadbalance`` (Patroni's "send no read traffic here",
+        honoured by its built-in Citus mode too), not ``citus_secondary: false`` (CITUS_SECONDARIES).
+        ``nofailover`` alone does not exclude a member: it may not be promoted, but can serve reads."""
+        return not _tag_true(self.tags.get("noloadbalance"), default=False) and _tag_true(
+            self.tags.get("citus_secondary"), default=True
+        )
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,32 @@ class Cluster:
             return None
         return leader if leader.role in LEADER_ROLES and leader.state == "running" else None
 
+    def serves_reads(self, member: Member) -> bool:
+        """A running replica that should be a Citus secondary: not the leader, PostgreSQL up, reachable,
+        and its tags allow reads (Member.reads_allowed)."""
+        return (
+            member.name != self.leader
+            and member.role not in (*LEADER_ROLES, "standby_leader")
+            and member.state in RUNNING_STATES
+            and member.endpoint is not None
+            and member.reads_allowed
+        )
+
+    def secondary_endpoints(self, excluding: Endpoint | None = None) -> frozenset[Endpoint]:
+        """Where the group's Citus secondaries should be (see serves_reads)."""
+        return frozenset(
+            m.endpoint
+            for m in self.members
+            if m.endpoint is not None and m.endpoint != excluding and self.serves_reads(m)
+        )
+
+    def group_leader(self, group: int) -> GroupLeader | None:
+        """The group's wanted pg_dist_node rows: its running leader, its replicas as secondaries."""
+        leader = self.running_leader
+        if leader is None or leader.endpoint is None:
+            return None
+        return GroupLeader(group, leader.endpoint, self.secondary_endpoints(excluding=leader.endpoint))
+
     def lag(self, member: Member) -> int | None:
         """Bytes a replica is behind the leader's last reported position (None when unknown)."""
         if member.name == self.leader or self.optime is None or member.wal_position is None:
@@ -76,6 +113,15 @@ class Cluster:
             if isinstance(group, int) or (isinstance(group, str) and group.isdigit()):
                 return int(group)
         return None
+
+
+def _tag_true(value: Any, default: bool) -> bool:
+    """A Patroni tag as a boolean (YAML gives true/false; the environment may give strings)."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    return bool(value)
 
 
 def _endpoint(conn_url: str) -> Endpoint | None:
@@ -137,6 +183,12 @@ def _read_scope(config: DcsConfig, scope: str) -> list[Cluster]:
         for group, group_cluster in sorted(groups.items())
         if not _is_empty(group_cluster)
     ]
+
+
+def read_cluster(config: DcsConfig, scope: str) -> Cluster | None:
+    """One of our groups' clusters (a callback's own), or None if the DCS has nothing under scope."""
+    plain = patroni_dcs.read_scope(config, scope)
+    return None if _is_empty(plain) else cluster_from_patroni(scope, plain)
 
 
 def formation_scopes(scopes: list[str], name: str) -> list[str]:

@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from patroni_citus.dcs_config import CITUS, split_libraries
-from patroni_citus.planner import AddNode, SetCoordinator, UpdateNode, plan
+from patroni_citus.planner import (
+    AddNode,
+    Change,
+    PromoteSecondary,
+    RemoveNode,
+    SetCoordinator,
+    UpdateNode,
+    plan,
+)
 from patroni_citus.topology import FormationSnapshot
 
 UNSYNCED = "metadata_not_synced"
@@ -33,29 +41,30 @@ def _citus_first(value: str | None) -> bool:
     return bool(libraries) and libraries[0] == CITUS
 
 
+def _change_problem(change: Change) -> Problem:
+    """What a planned change says is wrong now (the plan is the one judgement of pg_dist_node)."""
+    group = change.group
+    match change:
+        case UpdateNode(nodeid, _, old, new, "primary") | PromoteSecondary(nodeid, _, old, new):
+            message = f"group {group}: pg_dist_node row {nodeid} points at {old}, but the leader is at {new}"
+            return Problem("row_not_at_leader", message, group=group)
+        case AddNode(_, _, "primary") | SetCoordinator():
+            return Problem("group_missing", f"group {group} is missing from pg_dist_node", group=group)
+        case AddNode(_, endpoint, _):
+            message = f"group {group}: the running replica at {endpoint} is not a secondary in pg_dist_node"
+            return Problem("secondary_missing", message, group=group)
+        case UpdateNode(nodeid, _, old, _, _) | RemoveNode(nodeid, _, old, _):
+            message = f"group {group}: secondary row {nodeid} points at {old}, which is not a running replica"
+            return Problem("secondary_stale", message, group=group)
+    return Problem("coordinator_shards", change.describe(), group=group)
+
+
 def metadata_problems(snapshot: FormationSnapshot) -> list[Problem]:
-    """pg_dist_node against Patroni's leaders: misplaced, missing, orphaned, inactive, unsynced rows."""
+    """pg_dist_node against Patroni's groups: misplaced, missing, stale, orphaned, inactive, unsynced rows."""
     if snapshot.rows is None:
         return []
-    problems: list[Problem] = []
-    for change in plan(snapshot.leaders, snapshot.rows, snapshot.standalone):
-        if isinstance(change, UpdateNode):
-            problems.append(
-                Problem(
-                    "row_not_at_leader",
-                    f"group {change.group}: pg_dist_node row {change.nodeid} points at {change.old}, "
-                    f"but the group's leader is at {change.new}",
-                    group=change.group,
-                )
-            )
-        elif isinstance(change, AddNode | SetCoordinator):
-            problems.append(
-                Problem(
-                    "group_missing", f"group {change.group} is missing from pg_dist_node", group=change.group
-                )
-            )
-        else:
-            problems.append(Problem("coordinator_shards", change.describe(), group=change.group))
+    changes = plan(snapshot.leaders, snapshot.rows, snapshot.standalone)
+    problems = [_change_problem(change) for change in changes]
     for row in snapshot.rows:
         if row.groupid not in snapshot.scopes_by_group:
             problems.append(

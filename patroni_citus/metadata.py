@@ -5,7 +5,8 @@ All SQL lives in patroni_citus/sql/*.sql with named parameters; nothing here for
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -21,8 +22,11 @@ from patroni_citus.planner import (
     EnableShards,
     Endpoint,
     NodeRow,
+    PromoteSecondary,
+    RemoveNode,
     SetCoordinator,
     UpdateNode,
+    parked,
 )
 from patroni_citus.settings import Credentials
 
@@ -116,16 +120,59 @@ def apply_change(
     match change:
         case SetCoordinator(endpoint):
             _execute(connection, "set_coordinator", {"host": endpoint.host, "port": endpoint.port})
-        case AddNode(group, endpoint):
-            _execute(connection, "add_node", {"host": endpoint.host, "port": endpoint.port, "group": group})
-        case UpdateNode(nodeid, _group, _old, new):
+        case AddNode(group, endpoint, role):
             _execute(
                 connection,
-                "update_node",
-                {"nodeid": nodeid, "host": new.host, "port": new.port, "lock_cooldown": lock_cooldown_ms},
+                "add_node",
+                {"host": endpoint.host, "port": endpoint.port, "group": group, "role": role},
             )
+        case RemoveNode(_nodeid, _group, endpoint):
+            _execute(connection, "remove_node", {"host": endpoint.host, "port": endpoint.port})
+        case UpdateNode(nodeid, _group, _old, new, _role):
+            _update_node(connection, nodeid, new, lock_cooldown_ms)
+        case PromoteSecondary(nodeid, _group, old, new, secondary_nodeid):
+            # Only the last state is ever committed: no session sees the parked name.
+            _update_node(connection, nodeid, parked(old), lock_cooldown_ms)
+            _update_node(connection, secondary_nodeid, old, lock_cooldown_ms)
+            _update_node(connection, nodeid, new, lock_cooldown_ms)
         case EnableShards(endpoint):
             _execute(connection, "enable_shards", {"host": endpoint.host, "port": endpoint.port})
+
+
+def _update_node(connection: Connection, nodeid: int, endpoint: Endpoint, lock_cooldown_ms: int) -> None:
+    _execute(
+        connection,
+        "update_node",
+        {"nodeid": nodeid, "host": endpoint.host, "port": endpoint.port, "lock_cooldown": lock_cooldown_ms},
+    )
+
+
+@contextmanager
+def transaction(connection: Connection) -> Iterator[Connection]:
+    """One transaction on an autocommit connection: committed on success, rolled back on any error."""
+    previous = connection.autocommit
+    connection.autocommit = False
+    try:
+        yield connection
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        connection.autocommit = previous
+
+
+def apply_changes(
+    connection: Connection,
+    changes: Sequence[Change],
+    fence: Callable[[Change], None],
+    lock_cooldown_ms: int = DEFAULT_LOCK_COOLDOWN_MS,
+) -> None:
+    """One group's changes in one transaction, the fence checked before each: all of them or none."""
+    with transaction(connection):
+        for change in changes:
+            fence(change)
+            apply_change(connection, change, lock_cooldown_ms)
 
 
 def is_in_recovery(connection: Connection) -> bool:
@@ -184,17 +231,9 @@ def store_authinfo(connection: Connection, credentials: Credentials) -> None:
 
 def store_authinfo_quietly(connection: Connection, credentials: Credentials) -> None:
     """store_authinfo in its own short transaction whose statement text never reaches the server log."""
-    previous = connection.autocommit
-    connection.autocommit = False
-    try:
+    with transaction(connection):
         quiet_rotation(connection)
         store_authinfo(connection, credentials)
-        connection.commit()
-    except BaseException:
-        connection.rollback()
-        raise
-    finally:
-        connection.autocommit = previous
 
 
 def stored_authinfo(connection: Connection, rolename: str) -> str | None:

@@ -62,6 +62,7 @@ class CitusSettings:
     max_prepared_transactions: int = 200
     standalone: bool = True
     registration_timeout: int = 60
+    secondaries: bool = True  # this member, as a replica, is a Citus secondary of its group
     node_sslmode: str = CITUS_DEFAULT_SSLMODE
     node_tcp_user_timeout: int = DEFAULT_TCP_USER_TIMEOUT_MS  # 0: the kernel's (~15 min of retransmits)
     node_sslrootcert: str | None = None  # the CA the other nodes' certificates are checked against
@@ -484,6 +485,7 @@ def _load_citus(env: _Environment, pg_ssl_ca_file: str | None) -> CitusSettings:
         max_prepared_transactions=env.integer("CITUS_MAX_PREPARED_TRANSACTIONS", 200, 1, 262143),
         standalone=env.boolean("CITUS_STANDALONE", all(_is_loopback(host) for host in coordinator_hosts)),
         registration_timeout=env.integer("CITUS_REGISTRATION_TIMEOUT", 60, 1, 3600),
+        secondaries=env.boolean("CITUS_SECONDARIES", True),
         node_sslmode=sslmode,
         node_tcp_user_timeout=env.integer(
             "CITUS_NODE_TCP_USER_TIMEOUT", DEFAULT_TCP_USER_TIMEOUT_MS, 0, MAX_TCP_USER_TIMEOUT_MS

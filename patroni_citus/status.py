@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from patroni_citus import health, topology
-from patroni_citus.planner import primary_rows
+from patroni_citus.planner import primary_rows, secondary_rows
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EXIT_HEALTHY, EXIT_PROBLEMS, EXIT_UNREACHABLE = 0, 1, 2
 
 
@@ -51,6 +51,21 @@ def collect(
     return StatusResult(snapshot, problems, datetime.now(UTC))
 
 
+def _secondaries_json(snapshot: topology.FormationSnapshot, group: int) -> list[dict[str, Any]]:
+    leader = next((leader for leader in snapshot.leaders if leader.group == group), None)
+    names = {m.endpoint: m.name for m in snapshot.members if m.group == group}
+    return [
+        {
+            "nodeid": row.nodeid,
+            "host": row.endpoint.host,
+            "port": row.endpoint.port,
+            "member": names.get(row.endpoint),
+            "points_at_replica": leader is not None and row.endpoint in leader.secondaries,
+        }
+        for row in secondary_rows(snapshot.rows or []).get(group, [])
+    ]
+
+
 def as_json(result: StatusResult) -> dict[str, Any]:
     snapshot = result.snapshot
     rows = primary_rows(snapshot.rows or [])
@@ -75,6 +90,7 @@ def as_json(result: StatusResult) -> dict[str, Any]:
                     "metadatasynced": row.metadatasynced,
                     "points_at_leader": group in leaders and leaders[group].endpoint == row.endpoint,
                 },
+                "secondaries": _secondaries_json(snapshot, group),
             }
         )
     members = [
@@ -106,6 +122,23 @@ def as_json(result: StatusResult) -> dict[str, Any]:
     }
 
 
+def _replica_cell(snapshot: topology.FormationSnapshot, member: topology.MemberSnapshot) -> str:
+    """A replica's PG_DIST_NODE cell: its secondary row, or whether it should have one."""
+    row = next(
+        (
+            r
+            for r in secondary_rows(snapshot.rows or []).get(member.group, [])
+            if r.endpoint == member.endpoint
+        ),
+        None,
+    )
+    leader = next((leader for leader in snapshot.leaders if leader.group == member.group), None)
+    wanted = leader is not None and member.endpoint in leader.secondaries
+    if row is not None:
+        return f"secondary {row.nodeid} {'ok' if wanted else 'STALE'}"
+    return "secondary MISSING" if wanted else "-"
+
+
 def as_table(result: StatusResult) -> str:
     snapshot = result.snapshot
     rows = primary_rows(snapshot.rows or [])
@@ -113,7 +146,7 @@ def as_table(result: StatusResult) -> str:
     lines = []
     for member in snapshot.members:
         row = rows.get(member.group)
-        metadata = "-"
+        metadata = _replica_cell(snapshot, member) if snapshot.rows is not None else "-"
         if member.is_leader:
             if row is None:
                 metadata = "MISSING"
@@ -147,5 +180,5 @@ def as_table(result: StatusResult) -> str:
         table.extend(f"  - {problem.message}" for problem in result.problems)
     else:
         table.append("")
-        table.append("healthy: every group has a leader and pg_dist_node points at each")
+        table.append("healthy: every group has a leader, pg_dist_node points at each and at its replicas")
     return "\n".join(table)

@@ -19,7 +19,7 @@ from psycopg2 import sql
 
 from patroni_citus import dcs, metadata, patroni_api
 from patroni_citus.errors import PatroniCitusError
-from patroni_citus.planner import Endpoint, primary_rows
+from patroni_citus.planner import Endpoint, GroupLeader, plan_group, primary_rows
 from patroni_citus.topology import FormationAddress, formation_clusters
 
 
@@ -105,6 +105,12 @@ def switchover(
     if candidate.endpoint is None or not candidate.api_url:
         raise SwitchoverError(f"{candidate.name} publishes no connection or REST address in the DCS")
     candidate_rest = candidate.api_url.rsplit("/", 1)[0]
+    target = Endpoint(candidate.endpoint.host, candidate.endpoint.port)
+    # The group as it will be: the candidate leads, the old leader rejoins as one of its replicas.
+    secondaries = cluster.secondary_endpoints(excluding=target) | (
+        {old.endpoint} if old.reads_allowed else set()
+    )
+    after = GroupLeader(group, target, frozenset(secondaries))
     coordinator = metadata.connect(
         list(address.coordinator_endpoints), address.database, address.credentials, read_write=True
     )
@@ -117,14 +123,10 @@ def switchover(
             held_since = time.monotonic()
             tables = _lock_distributed_tables(coordinator, lock_timeout_ms)
             report(f"holding client statements on {tables} distributed table(s) on the coordinator")
-            # Move the row first, inside the held transaction: the promoted member's own callback then
+            # Move the rows first, inside the held transaction: the promoted member's own callback then
             # waits for this commit and finds nothing left to do, instead of racing it for locks.
-            target = Endpoint(candidate.endpoint.host, candidate.endpoint.port)
-            with coordinator.cursor() as cursor:
-                cursor.execute(
-                    metadata.query("update_node"),
-                    {"nodeid": row.nodeid, "host": target.host, "port": target.port, "lock_cooldown": 10000},
-                )
+            for change in plan_group(after, metadata.read_nodes(coordinator)):
+                metadata.apply_change(coordinator, change)
             report(f"asking Patroni to switch {cluster.scope} from {old.name} to {candidate.name}")
             patroni_api.switchover(old.api_url.rsplit("/", 1)[0], old.name, candidate.name, address.rest_auth)
             _wait_for_promotion(candidate_rest, timeout)

@@ -18,6 +18,7 @@ CITUS_LIBRARY = "citus"
 CALLBACK_SCRIPTS = {
     "on_start": "patroni-citus-on-start",
     "on_role_change": "patroni-citus-on-role-change",
+    "on_stop": "patroni-citus-on-stop",
     "post_bootstrap": "patroni-citus-post-bootstrap",
 }
 
@@ -28,6 +29,7 @@ class CallbackCommands:
 
     on_start: str
     on_role_change: str
+    on_stop: str
     post_bootstrap: str
 
 
@@ -62,6 +64,7 @@ def callback_commands(config_path: Path, scripts_dir: Path | None) -> CallbackCo
     return CallbackCommands(
         on_start=command("on_start"),
         on_role_change=command("on_role_change"),
+        on_stop=command("on_stop"),
         post_bootstrap=command("post_bootstrap"),
     )
 

@@ -124,9 +124,9 @@ def read_formation(address: FormationAddress) -> FormationSnapshot:
             preload = parameters.get("shared_preload_libraries")
             if cluster.builtin_group is None:  # Patroni's built-in mode adds citus itself at start
                 dcs_preload[cluster.scope] = None if preload is None else str(preload)
-            leader = cluster.running_leader if len(group_clusters) == 1 else None
-            if leader is not None and leader.endpoint is not None:
-                leaders.append(GroupLeader(group, leader.endpoint))
+            leader = cluster.group_leader(group) if len(group_clusters) == 1 else None
+            if leader is not None:
+                leaders.append(leader)
                 group_has_leader = True
             members.extend(
                 MemberSnapshot(

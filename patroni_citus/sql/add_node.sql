@@ -1,1 +1,1 @@
-SELECT pg_catalog.citus_add_node(%(host)s, %(port)s, groupid => %(group)s)
+SELECT pg_catalog.citus_add_node(%(host)s, %(port)s, groupid => %(group)s, noderole => %(role)s)

@@ -89,7 +89,7 @@ def test_enabled_config_parses_and_has_the_citus_parts(worker_env: dict[str, str
     assert set(document) == TOP_LEVEL_KEYS | {"tags"}
     assert dcs_parameters(document)["shared_preload_libraries"] == "citus"
     assert dcs_parameters(document)["max_prepared_transactions"] == 200
-    assert set(document["postgresql"]["callbacks"]) == {"on_start", "on_role_change"}
+    assert set(document["postgresql"]["callbacks"]) == {"on_start", "on_role_change", "on_stop"}
     assert "post_bootstrap" in document["bootstrap"]
     tags = document["tags"]
     assert {name: tags.get(name) for name in ISSUE_TAGS} == {
@@ -457,6 +457,7 @@ def test_callbacks_carry_the_config_path(
     commands = {
         "on_start": document["postgresql"]["callbacks"]["on_start"],
         "on_role_change": document["postgresql"]["callbacks"]["on_role_change"],
+        "on_stop": document["postgresql"]["callbacks"]["on_stop"],
         "post_bootstrap": document["bootstrap"]["post_bootstrap"],
     }
     for action, command in commands.items():
@@ -472,6 +473,7 @@ def test_callback_commands_match_the_rendered_ones(worker_env: dict[str, str]) -
     assert document["postgresql"]["callbacks"] == {
         "on_start": commands.on_start,
         "on_role_change": commands.on_role_change,
+        "on_stop": commands.on_stop,
     }
     assert document["bootstrap"]["post_bootstrap"] == commands.post_bootstrap
 
