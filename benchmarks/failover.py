@@ -1,11 +1,12 @@
 """Benchmark: failover drills with this project's callbacks vs Patroni's built-in Citus mode.
 
-For each mode, starts a local formation (coordinator + worker group(s), 2 members each, synchronous
-mode, the same Patroni ttl/loop_wait), runs every scenario --runs times under a 50 ms write and read
-load, prints min/median/max per figure and the callbacks/builtin ratio of medians, and tears down.
+For each mode, starts a local formation (coordinator + worker group(s), --members each (2), synchronous
+mode, the same Patroni ttl/loop_wait), runs every scenario --runs times under a 50 ms write load, a
+read load, and a read load with citus.use_secondary_nodes = 'always' (the groups' secondaries),
+prints min/median/max per figure and the callbacks/builtin ratio of medians, and tears down.
 
     python benchmarks/failover.py [--runs 3] [--scenario worker-kill ...] [--mode callbacks|builtin]
-                                  [--workers 1] [--json PATH]
+                                  [--workers 1] [--members 3] [--json PATH]
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def report(line: str) -> None:
 def run_mode(mode: str, args: argparse.Namespace, bindir: Path, citus: str) -> dict[str, dict[str, object]]:
     base = Path(tempfile.mkdtemp(prefix=f"patroni-citus-failover-{mode}-"))
     os.chmod(base, 0o755)  # noqa: S103 - the postgres OS user must traverse it
-    layout = FormationLayout(str(base), "bench", args.workers, 2, args.port_base, synchronous=True, mode=mode)
+    layout = FormationLayout(
+        str(base), "bench", args.workers, args.members, args.port_base, synchronous=True, mode=mode
+    )
     try:
         report(f"== {mode}: starting a formation (Citus: {citus})")
         formation.up(layout, citus, bindir, report)
@@ -46,6 +49,7 @@ def main() -> int:
     parser.add_argument("--scenario", dest="scenarios", action="append", choices=drill.SCENARIOS)
     parser.add_argument("--mode", dest="modes", action="append", choices=("callbacks", "builtin"))
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--members", type=int, default=2, help="Patroni members per group")
     parser.add_argument("--port-base", type=int, default=54000)
     parser.add_argument("--citus", choices=("auto", "real", "standin"), default="auto")
     parser.add_argument("--pg-bindir", default=os.environ.get("PATRONI_CITUS_PG_BINDIR"))
@@ -55,7 +59,10 @@ def main() -> int:
     bindir = Path(args.pg_bindir) if args.pg_bindir else pgtree.find_system_bindir()
     citus = args.citus if args.citus != "auto" else ("real" if pgtree.citus_available(bindir) else "standin")
     results = {mode: run_mode(mode, args, bindir, citus) for mode in (args.modes or ["callbacks", "builtin"])}
-    print(f"\nFailover drills, Citus {citus}, {args.runs} run(s) each; median (min-max)\n")
+    print(
+        f"\nFailover drills, Citus {citus}, {args.members} members per group, "
+        f"{args.runs} run(s) each; median (min-max)\n"
+    )
     print(drill.format_table(results))
     if {"callbacks", "builtin"} <= results.keys():
         print("\nRatio of medians, callbacks / builtin (lower is better for every figure):\n")

@@ -53,7 +53,11 @@ def with_retries(what: str, action: Callable[[], T], timeout: float) -> T:
     def log_attempt(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         pause = state.next_action.sleep if state.next_action else 0
-        log.warning("%s: attempt %d failed: %s; retrying in %.1fs", what, state.attempt_number, error, pause)
+        if isinstance(error, StillConvergingError):
+            log.info("%s: %s; next round in %.1fs", what, error, pause)
+        else:
+            attempt = state.attempt_number
+            log.warning("%s: attempt %d failed: %s; retrying in %.1fs", what, attempt, error, pause)
 
     retrying = Retrying(
         stop=stop_after_delay(timeout),

@@ -1,7 +1,9 @@
 """Failover drills on a local formation: a client load, a fault, and the figures users care about.
 
 A writer inserts one small distributed row every 50 ms and a reader reads the last acknowledged one,
-both through the coordinator (multi-host libpq, read-write). Each run injects one fault and reports
+both through the coordinator (multi-host libpq, read-write); a second reader does the same in a
+session with ``citus.use_secondary_nodes = 'always'``, so Citus sends it to the groups' secondaries.
+Each run injects one fault and reports
 how long until writes work again, how long metadata lagged the promotion, failures, the longest
 latency, and acknowledged writes lost (must be 0). Used by `patroni-citus drill` and benchmarks/.
 """
@@ -31,10 +33,13 @@ FIGURES = (
     "promotion_to_metadata_s",
     "failed_writes",
     "failed_reads",
+    "failed_secondary_reads",
     "max_latency_s",
     "lost_acknowledged_writes",
 )
 TABLE = "patroni_citus_drill"
+SESSION_OPTIONS = "-c statement_timeout=60000"
+SECONDARY_READS = "-c citus.use_secondary_nodes=always"  # a connection-start setting in Citus
 SLOW_S = 1.0
 Reporter = Callable[[str], None]
 
@@ -63,15 +68,13 @@ class Load:
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
-    def _loop(self, kind: str, statement: Callable[[Any], None]) -> None:
+    def _loop(self, kind: str, statement: Callable[[Any], None], options: str) -> None:
         connection = None
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
                 if connection is None:
-                    connection = psycopg2.connect(
-                        self.dsn, connect_timeout=2, options="-c statement_timeout=60000"
-                    )
+                    connection = psycopg2.connect(self.dsn, connect_timeout=2, options=options)
                     connection.autocommit = True
                 with connection.cursor() as cursor:
                     statement(cursor)
@@ -96,8 +99,13 @@ class Load:
             cursor.fetchall()
 
     def start(self) -> None:
-        for kind, statement in (("write", self._write), ("read", self._read)):
-            thread = threading.Thread(target=self._loop, args=(kind, statement), daemon=True)
+        loads = (
+            ("write", self._write, SESSION_OPTIONS),
+            ("read", self._read, SESSION_OPTIONS),
+            ("secondary-read", self._read, f"{SESSION_OPTIONS} {SECONDARY_READS}"),
+        )
+        for kind, statement, options in loads:
+            thread = threading.Thread(target=self._loop, args=(kind, statement, options), daemon=True)
             thread.start()
             self.threads.append(thread)
 
@@ -304,6 +312,9 @@ def _figures(load: Load, watcher: Watcher, fault: float, dsn: str) -> dict[str, 
         else max(0.0, watcher.metadata_at - promotion),
         "failed_writes": float(sum(1 for o in load.outcomes if o.kind == "write" and not o.ok)),
         "failed_reads": float(sum(1 for o in load.outcomes if o.kind == "read" and not o.ok)),
+        "failed_secondary_reads": float(
+            sum(1 for o in load.outcomes if o.kind == "secondary-read" and not o.ok)
+        ),
         "max_latency_s": max((o.finished - o.started for o in load.outcomes), default=0.0),
         "lost_acknowledged_writes": float(len(set(load.acknowledged) - present)),
     }

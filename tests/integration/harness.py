@@ -176,7 +176,12 @@ def processes_mentioning(text: str) -> list[str]:
 
 def callbacks_running(base: Path) -> list[str]:
     """patroni-citus callbacks still running for the formation in base."""
-    scripts = ("patroni-citus-on-start", "patroni-citus-on-role-change", "patroni-citus-post-bootstrap")
+    scripts = (
+        "patroni-citus-on-start",
+        "patroni-citus-on-role-change",
+        "patroni-citus-on-stop",
+        "patroni-citus-post-bootstrap",
+    )
     return [line for line in processes_mentioning(str(base)) if any(script in line for script in scripts)]
 
 

@@ -153,3 +153,34 @@ def test_importing_patroni_leaves_the_umask_alone() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "0o22"
+
+
+@pytest.mark.parametrize(
+    ("role", "state", "tags", "serves"),
+    [
+        ("replica", "streaming", {}, True),
+        ("replica", "running", {}, True),
+        ("replica", "running", {"nofailover": True}, True),  # may not be promoted, may serve reads
+        ("replica", "running", {"noloadbalance": True}, False),
+        ("replica", "running", {"noloadbalance": "true"}, False),
+        ("replica", "running", {"citus_secondary": False}, False),
+        ("replica", "running", {"citus_secondary": True}, True),
+        ("replica", "stopped", {}, False),
+        ("replica", "starting", {}, False),
+        ("standby_leader", "running", {}, False),
+        ("primary", "running", {}, False),  # a stale second primary key is no replica
+    ],
+)
+def test_secondaries_are_the_running_replicas_whose_tags_allow_reads(
+    role: str, state: str, tags: dict[str, Any], serves: bool
+) -> None:
+    members = [patroni_member("m1", 5432, "primary"), patroni_member("m2", 5434, role, state, tags=tags)]
+    ours = cluster_from_patroni("demo-1", patroni_cluster(members, "m1"))
+    leader = ours.group_leader(1)
+    assert leader is not None and leader.endpoint == Endpoint("10.0.0.9", 5432)
+    assert leader.secondaries == ({Endpoint("10.0.0.9", 5434)} if serves else set())
+
+
+def test_a_group_without_a_running_leader_has_no_wanted_rows() -> None:
+    members = [patroni_member("m1", 5432, "primary", "stopped"), patroni_member("m2", 5434, "replica")]
+    assert cluster_from_patroni("demo-1", patroni_cluster(members, "m1")).group_leader(1) is None

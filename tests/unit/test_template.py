@@ -100,6 +100,8 @@ def test_enabled_config_parses_and_has_the_citus_parts(worker_env: dict[str, str
         "citus_coordinator_port": 5433,
     }
     assert all(name.startswith("citus_") for name in tags), tags
+    assert tags["citus_secondary"] is True  # by default a replica is a Citus secondary, as in Patroni's mode
+    assert parsed(worker_env | {"CITUS_SECONDARIES": "no"})["tags"]["citus_secondary"] is False
 
 
 @pytest.mark.parametrize(
@@ -504,6 +506,7 @@ def test_default_scripts_dir_holds_the_installed_callbacks() -> None:
             "CITUS_DATABASE": "App-DB",
             "CITUS_MAX_PREPARED_TRANSACTIONS": "500",
         },
+        {"CITUS_ENABLE": "true", "CITUS_SECONDARIES": "false"},
     ],
 )
 def test_tags_round_trip_through_member_config(
