@@ -4,7 +4,8 @@ A writer inserts one small distributed row every 50 ms and a reader reads the la
 both through the coordinator (multi-host libpq, read-write); a second reader does the same in a
 session with ``citus.use_secondary_nodes = 'always'``, so Citus sends it to the groups' secondaries.
 Each run injects one fault and reports how long until writes work again, how long metadata lagged
-the promotion, failures of each load, the longest latency, and acknowledged writes lost (must be 0). Used by `patroni-citus drill` and benchmarks/.
+the promotion, failures of each load, the longest latency, and acknowledged writes lost (must be
+0). Used by `patroni-citus drill` and benchmarks/.
 """
 
 from __future__ import annotations

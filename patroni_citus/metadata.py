@@ -26,7 +26,6 @@ from patroni_citus.planner import (
     RemoveNode,
     SetCoordinator,
     UpdateNode,
-    parked,
 )
 from patroni_citus.settings import Credentials
 
@@ -130,11 +129,10 @@ def apply_change(
             _execute(connection, "remove_node", {"host": endpoint.host, "port": endpoint.port})
         case UpdateNode(nodeid, _group, _old, new, _role):
             _update_node(connection, nodeid, new, lock_cooldown_ms)
-        case PromoteSecondary(nodeid, _group, old, new, secondary_nodeid):
-            # Only the last state is ever committed: no session sees the parked name.
-            _update_node(connection, nodeid, parked(old), lock_cooldown_ms)
-            _update_node(connection, secondary_nodeid, old, lock_cooldown_ms)
-            _update_node(connection, nodeid, new, lock_cooldown_ms)
+        case PromoteSecondary(moves=moves):
+            # Only the last state is ever committed: no session sees a parked name.
+            for row, endpoint in moves:
+                _update_node(connection, row, endpoint, lock_cooldown_ms)
         case EnableShards(endpoint):
             _execute(connection, "enable_shards", {"host": endpoint.host, "port": endpoint.port})
 

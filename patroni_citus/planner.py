@@ -105,17 +105,21 @@ class UpdateNode:
 
 @dataclass(frozen=True)
 class PromoteSecondary:
-    """Move the primary row to a member that has a secondary row; that row takes the old primary.
+    """Move the primary row to a member that has a secondary row, freeing that row first.
 
-    host:port is unique, so metadata runs it as three citus_update_node calls in the group's
-    transaction: primary row -> parked(old), secondary row -> old, primary row -> new.
+    host:port is unique, so this is several citus_update_node calls in the group's transaction
+    (``moves``, in order): the primary row is parked on a placeholder, the promoted member's row
+    takes the old primary, the primary row moves to the new leader. When the old primary is gone and
+    another replica has a row, the promoted member's row takes that replica and the replica's row
+    takes the dead address, written last: Citus reads from the first secondary row of a group it
+    finds in pg_dist_node (heap order, no retry), and a newer row version lies after older ones.
     """
 
     nodeid: int
     group: int
     old: Endpoint
     new: Endpoint
-    secondary_nodeid: int
+    moves: tuple[tuple[int, Endpoint], ...]
     role: str = PRIMARY
 
     @property
@@ -124,8 +128,8 @@ class PromoteSecondary:
 
     def describe(self) -> str:
         return (
-            f"move group {self.group} primary (node {self.nodeid}) from {self.old} to {self.new}; "
-            f"its secondary row {self.secondary_nodeid} takes {self.old}"
+            f"move group {self.group} primary (node {self.nodeid}) from {self.old} to {self.new}, "
+            f"freeing its secondary row ({len(self.moves)} row moves in one transaction)"
         )
 
 
@@ -186,16 +190,29 @@ def _move_primary(
         return [UpdateNode(primary.nodeid, group, old, new)]
     wanted = leader.secondaries - {new}
     unregistered = sorted(wanted - secondaries.keys() - {old}, key=str)
-    if old in wanted or not unregistered:
-        # The old primary takes the promoted member's row (if it is gone, the next round removes it).
+    if unregistered and old not in wanted:
+        reused = unregistered[0]
+        secondaries[reused] = NodeRow(promoted.nodeid, group, reused, SECONDARY)
+        return [
+            UpdateNode(promoted.nodeid, group, new, reused, SECONDARY),
+            UpdateNode(primary.nodeid, group, old, new),
+        ]
+    live = sorted((row for ep, row in secondaries.items() if ep in wanted), key=lambda row: row.nodeid)
+    if old not in wanted and live:
+        relay = live[0]  # its address moves to the freed row; its own row takes the dead primary, last
+        secondaries[relay.endpoint] = NodeRow(promoted.nodeid, group, relay.endpoint, SECONDARY)
+        secondaries[old] = NodeRow(relay.nodeid, group, old, SECONDARY)
+        moves = (
+            (primary.nodeid, parked(old)),
+            (relay.nodeid, parked(relay.endpoint)),
+            (promoted.nodeid, relay.endpoint),
+            (relay.nodeid, old),
+            (primary.nodeid, new),
+        )
+    else:  # the old primary rejoins as a replica (a switchover), or no replica has a row to relay
         secondaries[old] = NodeRow(promoted.nodeid, group, old, SECONDARY)
-        return [PromoteSecondary(primary.nodeid, group, old, new, promoted.nodeid)]
-    reused = unregistered[0]
-    secondaries[reused] = NodeRow(promoted.nodeid, group, reused, SECONDARY)
-    return [
-        UpdateNode(promoted.nodeid, group, new, reused, SECONDARY),
-        UpdateNode(primary.nodeid, group, old, new),
-    ]
+        moves = ((primary.nodeid, parked(old)), (promoted.nodeid, old), (primary.nodeid, new))
+    return [PromoteSecondary(primary.nodeid, group, old, new, moves)]
 
 
 def _settle_secondaries(

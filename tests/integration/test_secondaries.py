@@ -139,6 +139,11 @@ def rows_exactly_right(formation: LocalFormation, member_name: str | None = None
     return True
 
 
+def wait_rejoined(formation: LocalFormation, group: int, name: str) -> None:
+    """A demoted primary runs again as a replica (Patroni restarts it after the switchover)."""
+    wait_until(f"{name} to run as a replica again", lambda: name in running_members(formation, group), 90)
+
+
 def wait_exactly_right(formation: LocalFormation, what: str) -> None:
     wait_until(f"pg_dist_node to be exactly right {what}", lambda: rows_exactly_right(formation), 90)
 
@@ -197,6 +202,7 @@ def test_worker_switchover_makes_the_old_primary_a_secondary(formation: LocalFor
     assert new not in (None, old)
     primary = member_named(formation, str(new))
     assert (primary.host, primary.postgres_port, "primary") in group_rows(rows_on(formation), 1)
+    wait_rejoined(formation, 1, old)
     wait_exactly_right(formation, "after the worker switchover")
     old_member = member_named(formation, old)
     assert (old_member.host, old_member.postgres_port, "secondary") in group_rows(rows_on(formation), 1)
@@ -209,6 +215,7 @@ def test_coordinator_switchover_makes_the_old_coordinator_a_group_zero_secondary
     old = leader_of(formation, 0)
     assert old is not None
     switch_over(formation, 0)
+    wait_rejoined(formation, 0, old)
     wait_exactly_right(formation, "after the coordinator switchover")
     old_member = member_named(formation, old)
     assert (old_member.host, old_member.postgres_port, "secondary") in group_rows(rows_on(formation), 0)

@@ -2,7 +2,10 @@
 
 A small model of pg_dist_node applies each plan the way Citus would refuse it: host:port unique after
 every statement, one primary per group, adds and removes refused while metadata is out of sync
-(which any primary move causes until the next round). Every committed state is then checked.
+(which any primary move causes until the next round). Every committed state is then checked. The
+model also keeps heap order, because Citus sends a group's reads to the first secondary row it finds
+in a scan of pg_dist_node: a new row version takes the lowest free line pointer of the page (freed
+by pruning, which the model does after every commit, the worst case) or else goes after the others.
 """
 
 from __future__ import annotations
@@ -46,6 +49,30 @@ class PgDistNode:
     rows: dict[int, NodeRow] = field(default_factory=dict)
     unsynced: bool = False
     next_id: int = 1
+    written: dict[int, int] = field(default_factory=dict)  # nodeid -> line pointer of its live version
+    free: set[int] = field(default_factory=set)  # line pointers pruning has freed
+    dead: set[int] = field(default_factory=set)  # versions replaced, not pruned yet
+    slots: int = 0
+
+    def first_secondary(self, group: int) -> Endpoint | None:
+        """Where Citus sends the group's reads with use_secondary_nodes = 'always'."""
+        rows = [r for r in self.rows.values() if r.groupid == group and r.noderole == "secondary"]
+        return min(rows, key=lambda r: self.written[r.nodeid]).endpoint if rows else None
+
+    def _place(self, nodeid: int) -> None:
+        if nodeid in self.written:
+            self.dead.add(self.written[nodeid])
+        if self.free:
+            slot = min(self.free)
+            self.free.discard(slot)
+        else:
+            self.slots += 1
+            slot = self.slots
+        self.written[nodeid] = slot
+
+    def prune(self) -> None:
+        self.free |= self.dead
+        self.dead.clear()
 
     def _check(self, rows: dict[int, NodeRow]) -> None:
         endpoints = [row.endpoint for row in rows.values()]
@@ -59,23 +86,25 @@ class PgDistNode:
         def move(nodeid: int, endpoint: Endpoint) -> None:
             rows[nodeid] = replace(rows[nodeid], endpoint=endpoint)
             self._check(rows)
+            self._place(nodeid)
 
         match change:
             case AddNode(group, endpoint, role) | SetCoordinator(endpoint, group, role):
                 if self.unsynced:
                     raise CitusRefused("a metadata node is out of sync")
                 rows[self.next_id] = NodeRow(self.next_id, group, endpoint, noderole=role)
+                self._place(self.next_id)
                 self.next_id += 1
             case RemoveNode(nodeid, _group, _endpoint):
                 if self.unsynced:
                     raise CitusRefused("a metadata node is out of sync")
                 del rows[nodeid]
+                self.dead.add(self.written.pop(nodeid))
             case UpdateNode(nodeid, _group, _old, new):
                 move(nodeid, new)
-            case PromoteSecondary(nodeid, _group, old, new, secondary_nodeid):
-                move(nodeid, parked(old))
-                move(secondary_nodeid, old)
-                move(nodeid, new)
+            case PromoteSecondary(moves=moves):
+                for nodeid, endpoint in moves:
+                    move(nodeid, endpoint)
         self._check(rows)
 
     def commit(self, changes: list[Change]) -> None:
@@ -84,6 +113,7 @@ class PgDistNode:
         for change in changes:
             self._statement(rows, change)
         self.rows = rows
+        self.prune()
         if any(isinstance(c, UpdateNode | PromoteSecondary) and c.role == "primary" for c in changes):
             self.unsynced = True
 
@@ -98,7 +128,11 @@ def assert_matches(db: PgDistNode, leader: GroupLeader) -> None:
 
 
 def converge(db: PgDistNode, leaders: list[GroupLeader], rounds: int = 3) -> int:
-    """Apply rounds (a resync between them) until the plan is empty; returns rounds used."""
+    """Apply rounds (a resync between them) until the plan is empty; returns rounds used.
+
+    After every commit: no parked name, and reads with use_secondary_nodes = 'always' reach a
+    running replica whenever the group has one with a row (a dead row is never read first).
+    """
     for used in range(rounds + 1):
         changes = plan(leaders, list(db.rows.values()))
         if not changes:
@@ -107,6 +141,10 @@ def converge(db: PgDistNode, leaders: list[GroupLeader], rounds: int = 3) -> int
             db.commit(group_changes)
             for row in db.rows.values():
                 assert not str(row.endpoint.host).endswith("-moving"), "a parked name was committed"
+            for leader in leaders:
+                registered = {r.endpoint for r in db.rows.values() if r.groupid == leader.group}
+                if leader.secondaries & registered:
+                    assert db.first_secondary(leader.group) in leader.secondaries, "reads sent to a dead row"
         db.resync()
     raise AssertionError(f"not converged after {rounds} rounds: {plan(leaders, list(db.rows.values()))}")
 
@@ -127,16 +165,27 @@ def test_coordinator_replicas_are_group_zero_secondaries() -> None:
 def test_crash_failover_promotes_the_secondary_row_and_parks_the_dead_primary_in_it() -> None:
     rows = [NodeRow(1, 1, P), secondary(2, 1, R1), secondary(3, 1, R2)]
     after_crash = GroupLeader(1, R1, frozenset({R2}))
-    assert plan([after_crash], rows) == [PromoteSecondary(1, 1, P, R1, 2)]
+    # R1's row takes R2, R2's row takes the dead primary, written last (read after R2's).
+    moves = ((1, parked(P)), (3, parked(R2)), (2, R2), (3, P), (1, R1))
+    assert plan([after_crash], rows) == [PromoteSecondary(1, 1, P, R1, moves)]
     # Next round (metadata resynced): the dead old primary's row goes.
-    moved = [NodeRow(1, 1, R1), secondary(2, 1, P), secondary(3, 1, R2)]
-    assert plan([after_crash], moved) == [RemoveNode(2, 1, P)]
+    moved = [NodeRow(1, 1, R1), secondary(2, 1, R2), secondary(3, 1, P)]
+    assert plan([after_crash], moved) == [RemoveNode(3, 1, P)]
+
+
+def test_reads_go_to_a_running_replica_right_after_a_crash_failover() -> None:
+    db = PgDistNode()
+    target = GroupLeader(1, P, frozenset({R1, R2}))
+    converge(db, [target])
+    after_crash = GroupLeader(1, R1, frozenset({R2}))
+    db.commit(plan([after_crash], list(db.rows.values())))  # the promotion's transaction only
+    assert db.first_secondary(1) == R2
 
 
 def test_switchover_leaves_the_old_primary_as_a_secondary_in_one_step() -> None:
     rows = [NodeRow(1, 1, P), secondary(2, 1, R1)]
     after = GroupLeader(1, R1, frozenset({P}))
-    assert plan([after], rows) == [PromoteSecondary(1, 1, P, R1, 2)]
+    assert plan([after], rows) == [PromoteSecondary(1, 1, P, R1, ((1, parked(P)), (2, P), (1, R1)))]
     assert plan([after], [NodeRow(1, 1, R1), secondary(2, 1, P)]) == []
 
 
@@ -179,9 +228,10 @@ def test_only_a_secondary_row_where_the_primary_must_be_is_removed_first() -> No
 def test_secondary_descriptions_say_the_role() -> None:
     assert AddNode(1, R1, "secondary").describe() == "add group 1 secondary at 10.0.1.2:5432"
     assert RemoveNode(2, 1, R1).describe() == "remove group 1 secondary (node 2) at 10.0.1.2:5432"
-    assert PromoteSecondary(1, 1, P, R1, 2).describe() == (
-        "move group 1 primary (node 1) from 10.0.1.1:5432 to 10.0.1.2:5432; "
-        "its secondary row 2 takes 10.0.1.1:5432"
+    swap = PromoteSecondary(1, 1, P, R1, ((1, parked(P)), (2, P), (1, R1)))
+    assert swap.describe() == (
+        "move group 1 primary (node 1) from 10.0.1.1:5432 to 10.0.1.2:5432, "
+        "freeing its secondary row (3 row moves in one transaction)"
     )
 
 
