@@ -198,6 +198,7 @@ def _move_primary(
             UpdateNode(primary.nodeid, group, old, new),
         ]
     live = sorted((row for ep, row in secondaries.items() if ep in wanted), key=lambda row: row.nodeid)
+    moves: tuple[tuple[int, Endpoint], ...]
     if old not in wanted and live:
         relay = live[0]  # its address moves to the freed row; its own row takes the dead primary, last
         secondaries[relay.endpoint] = NodeRow(promoted.nodeid, group, relay.endpoint, SECONDARY)
