@@ -21,6 +21,8 @@ from patroni_citus.planner import (
 from patroni_citus.topology import FormationSnapshot
 
 UNSYNCED = "metadata_not_synced"
+#: Secondary rows wait for a metadata resync before they can be added or removed.
+WAITS_FOR_RESYNC = ("secondary_missing", "secondary_stale")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def collect(
     problems = health.find_problems(snapshot)
     deadline = time.monotonic() + sync_grace
     waiting = False
-    while problems and all(p.kind == health.UNSYNCED for p in problems) and time.monotonic() < deadline:
+    while _converging(problems) and time.monotonic() < deadline:
         if not waiting:
             report(f"converging: Citus is resyncing metadata to workers; waiting up to {sync_grace:.0f}s")
             waiting = True
@@ -64,6 +64,12 @@ def _secondaries_json(snapshot: topology.FormationSnapshot, group: int) -> list[
         }
         for row in secondary_rows(snapshot.rows or []).get(group, [])
     ]
+
+
+def _converging(problems: list[health.Problem]) -> bool:
+    """Only a metadata resync in flight (and the secondary rows that wait for it): give it time."""
+    kinds = {problem.kind for problem in problems}
+    return health.UNSYNCED in kinds and kinds <= {health.UNSYNCED, *health.WAITS_FOR_RESYNC}
 
 
 def as_json(result: StatusResult) -> dict[str, Any]:

@@ -125,3 +125,39 @@ def test_status_json_follows_the_documented_schema_and_table_lists_problems() ->
     table = as_table(result)
     assert "ELSEWHERE" in table and "1 problem(s):" in table and "10.0.1.2:5432" in table
     jsonschema.validate(as_json(StatusResult(healthy(), [], datetime.now(UTC))), SCHEMA)
+
+
+def test_secondary_rows_waiting_for_a_resync_count_as_converging_only_beside_an_unsynced_row() -> None:
+    from patroni_citus.health import Problem
+    from patroni_citus.status import _converging
+
+    unsynced = Problem(UNSYNCED, "group 1: metadata not synced to node 2", 1)
+    stale = Problem("secondary_stale", "group 1: secondary row 3 points at 10.0.1.1:5432", 1)
+    assert _converging([unsynced, stale])
+    assert _converging([unsynced])
+    assert not _converging([stale]), "a stale row with metadata in sync is drift"
+    assert not _converging([unsynced, Problem("row_not_at_leader", "group 1 ...", 1)])
+
+
+def test_secondary_drift_is_named_per_row() -> None:
+    snapshot = replace(
+        healthy(),
+        leaders=[GroupLeader(0, C0), GroupLeader(1, W1, frozenset({W2}))],
+        rows=[
+            NodeRow(1, 0, C0, shouldhaveshards=False),
+            NodeRow(2, 1, W1),
+            NodeRow(3, 1, C1, noderole="secondary"),
+        ],
+    )
+    problems = find_problems(snapshot)
+    assert [p.kind for p in problems] == ["secondary_stale"]
+    assert "secondary row 3 points at 10.0.0.2:5432" in problems[0].message
+    missing = replace(snapshot, rows=[NodeRow(1, 0, C0, shouldhaveshards=False), NodeRow(2, 1, W1)])
+    assert [p.message for p in find_problems(missing)] == [
+        "group 1: the running replica at 10.0.1.2:5432 is not a secondary in pg_dist_node"
+    ]
+    document = as_json(StatusResult(snapshot, find_problems(snapshot), datetime.now(UTC)))
+    jsonschema.validate(document, SCHEMA)
+    assert document["groups"][1]["secondaries"] == [
+        {"nodeid": 3, "host": "10.0.0.2", "port": 5432, "member": None, "points_at_replica": False}
+    ]
