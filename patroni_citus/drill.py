@@ -180,18 +180,31 @@ def _wait(what: str, probe: Callable[[], bool], timeout: float) -> None:
 
 
 def _ready_to_fail_over(members: list[MemberLayout], synchronous: bool) -> bool:
+    """A leader, a standby Patroni may promote, and every other member streaming too.
+
+    Every member: a fault drilled while a rejoining member is still restarting (pg_rewind stops and
+    starts it again) would measure that member's absence, not the failover.
+    """
     wanted = ("sync_standby",) if synchronous else ("replica", "sync_standby")
     for member in members:
         try:
             cluster = patroni_api.cluster_status(member.rest_url, timeout=1)
         except PatroniCitusError:
             continue
-        leaders = [m for m in cluster.get("members", []) if m.get("role") == "leader"]
-        standbys = [
-            m for m in cluster.get("members", []) if m.get("role") in wanted and m.get("state") == "streaming"
-        ]
-        return bool(leaders and standbys)
+        listed = cluster.get("members", [])
+        leaders = [m for m in listed if m.get("role") == "leader" and m.get("state") == "running"]
+        standbys = [m for m in listed if m.get("role") in wanted and m.get("state") == "streaming"]
+        others_streaming = all(m.get("role") == "leader" or m.get("state") == "streaming" for m in listed)
+        return bool(leaders and standbys) and len(listed) == len(members) and others_streaming
     return False
+
+
+def _settled(members: list[MemberLayout], synchronous: bool, quiet_s: float = 3.0) -> bool:
+    """Ready to fail over now and still after quiet_s seconds (no member in a restart cycle)."""
+    if not _ready_to_fail_over(members, synchronous):
+        return False
+    time.sleep(quiet_s)
+    return _ready_to_fail_over(members, synchronous)
 
 
 def prepare_table(dsn: str) -> None:
@@ -230,9 +243,9 @@ def run_once(base_dir: Path, scenario: str, report: Reporter, run_number: int = 
     members = layout.group_members(group)
     dsn = layout.coordinator_dsn(formation.DATABASE, formation.SUPERUSER)
     _wait(
-        f"group {group} to have a standby ready",
-        lambda: _ready_to_fail_over(members, layout.synchronous),
-        120,
+        f"group {group} to have a standby ready and every member streaming",
+        lambda: _settled(members, layout.synchronous),
+        180,
     )
     old = _leader(members)
     if old is None:
