@@ -32,6 +32,9 @@ DEFAULT_TIMEOUT = 5.0
 T = TypeVar("T")
 
 
+_USERINFO = re.compile(r"(^|://|,)[^@/,]*@")  # user:password@ before a host
+
+
 @dataclass(frozen=True)
 class DcsConfig:
     """Patroni's DCS section(s) as patroni.yml spells them, e.g. {"etcd3": {"hosts": [...]}}.
@@ -52,10 +55,13 @@ class DcsConfig:
 
         >>> DcsConfig({"etcd3": {"hosts": ["e1:2379"], "protocol": "https", "password": "x"}}).describe()
         'etcd3 https://e1:2379'
+        >>> DcsConfig({"etcd3": {"url": "https://root:s3cret@e1:2379"}}).describe()
+        'etcd3 https://e1:2379'
         """
         section = self.sections[self.kind]
         hosts = section.get("hosts") or section.get("host") or section.get("url") or "(default hosts)"
         hosts = ",".join(hosts) if isinstance(hosts, list | tuple) else str(hosts)
+        hosts = _USERINFO.sub(r"\1", hosts)  # user:password@ in a URL Patroni accepts
         protocol = section.get("protocol")
         return f"{self.kind} {protocol}://{hosts}" if protocol else f"{self.kind} {hosts}"
 
