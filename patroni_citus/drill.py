@@ -288,7 +288,7 @@ def _inject(
     if scenario.endswith("kill"):
         formation.stop_member(base_dir, old.name, kill=True, report=report)
         return
-    candidate = next(m for m in members if m.name != old.name)
+    candidate = _switchover_candidate(members, old)
     if mode == "callbacks" and group != 0:
         address = formation.formation_address(FormationState.load(base_dir).layout)  # type: ignore[union-attr]
         switchover.switchover(address, group, candidate.name, report)
@@ -296,6 +296,17 @@ def _inject(
     password = (base_dir / "secrets" / "restapi.password").read_text().strip()
     answer = patroni_api.switchover(old.rest_url, old.name, candidate.name, Credentials("patroni", password))
     report(f"Patroni: {answer.get('message', answer)}")
+
+
+def _switchover_candidate(members: list[MemberLayout], old: MemberLayout) -> MemberLayout:
+    """The synchronous standby where there is one (Patroni refuses any other in synchronous mode)."""
+    others = [m for m in members if m.name != old.name]
+    try:
+        listed = patroni_api.cluster_status(old.rest_url, timeout=2).get("members", [])
+    except PatroniCitusError:
+        return others[0]
+    sync = {m.get("name") for m in listed if m.get("role") == "sync_standby"}
+    return next((m for m in others if m.name in sync), others[0])
 
 
 def recovery_time(outcomes: list[Outcome], fault: float) -> float:
