@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Generator, Iterator
 
 import pytest
-from harness import RUNNING, LocalFormation, diagnostics
+from harness import RUNNING, LocalFormation, diagnostics, in_background
 from test_callbacks import Writer
 
 from patroni_citus import patroni_dcs
@@ -16,11 +15,8 @@ from patroni_citus import patroni_dcs
 def writer(formation: LocalFormation) -> Iterator[Writer]:
     """A write load through the coordinator for the length of one test."""
     load = Writer(formation)
-    thread = threading.Thread(target=load.run, daemon=True)
-    thread.start()
-    yield load
-    load.stop.set()
-    thread.join(10)
+    with in_background(load.run, load.stop):
+        yield load
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,6 +73,18 @@ def wait_until(
         newest = RUNNING[-1]
         explain = lambda: diagnostics(newest)  # noqa: E731 - evaluated only on a timeout
     return polling.wait_until(what, probe, timeout, interval, explain)
+
+
+@contextmanager
+def in_background(run: Callable[[], None], stop: threading.Event) -> Iterator[None]:
+    """Run a load loop in a daemon thread for the length of the block; set stop and join after it."""
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def free_port_base() -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg2
 import pytest
-from harness import LocalFormation, local_formation, run_cli, wait_until
+from harness import LocalFormation, in_background, local_formation, run_cli, wait_until
 from test_callbacks import (
     coordinator_connection,
     leader_of,
@@ -89,11 +89,8 @@ class Sampler:
 @pytest.fixture(scope="module", autouse=True)
 def sampler(formation: LocalFormation) -> Iterator[Sampler]:
     load = Sampler(formation)
-    thread = threading.Thread(target=load.run, daemon=True)
-    thread.start()
-    yield load
-    load.stop.set()
-    thread.join(10)
+    with in_background(load.run, load.stop):
+        yield load
     assert load.samples > 100, f"only {load.samples} samples of pg_dist_node were taken"
     assert not load.violations, f"wrong committed rows seen: {sorted(set(load.violations))}"
 
