@@ -1,9 +1,10 @@
 """Entry points Patroni runs: parse argv, load the member's settings, dispatch, exit code.
 
-Patroni appends ``action role scope`` to on_start/on_role_change and a connection string to
-post_bootstrap. Every callback exits 0 at once when Citus is disabled. A coordinator that cannot
-be reached never fails a callback: registration is retried for a bounded time, and whatever is
-left is converged by the coordinator's next start/promotion or by `patroni-citus reconcile`.
+Patroni appends ``action role scope`` to on_start/on_role_change, a connection string to
+post_bootstrap, and nothing to before_stop (which it waits for before every planned stop). Every
+callback exits 0 at once when Citus is disabled. A coordinator that cannot be reached never fails
+a callback: registration is retried for a bounded time, and whatever is left is converged by
+the coordinator's next start/promotion or by `patroni-citus reconcile`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from patroni_citus import convergence
+from patroni_citus import convergence, hold
 from patroni_citus.dcs import LEADER_ROLES
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.member_config import MemberConfig, load_member_config
@@ -107,6 +108,23 @@ def _converge_as_replica(config: MemberConfig, stopping: bool) -> None:
     )
 
 
+def before_stop(config: MemberConfig) -> None:
+    """Right before Patroni stops PostgreSQL on purpose: a worker primary holds its group's clients
+    on the coordinator until the group has a primary again; a replica gives up its secondary row
+    first, so reads move to the group's other members before it goes away."""
+    stopping = hold.stopping_primary(config)
+    if stopping is None:
+        try:
+            convergence.register_replica(config, stopping=True)
+        except PatroniCitusError as exc:  # one try only: Patroni waits for this command
+            log.info("secondary row left for on_stop to remove: %s", exc)
+        return
+    if config.citus.is_coordinator:
+        log.info("coordinator primary stopping: nothing can hold clients on the coordinator itself")
+        return
+    log.info("%s", hold.start_holder(stopping))
+
+
 def post_bootstrap(config: MemberConfig) -> None:
     """A new group's first primary: create the database and extension now; on_start registers it."""
     log.info("%s post_bootstrap (Citus %s, group %d)", config.name, config.citus.role, config.citus.group)
@@ -127,6 +145,8 @@ def _run(prog: str, patroni_args: Sequence[tuple[str, str]], argv: Sequence[str]
             return 0
         if "connstring" in args:
             post_bootstrap(config)
+        elif "action" not in args:
+            before_stop(config)
         else:
             on_event(config, args.action, args.role)
     except PatroniCitusError as exc:
@@ -145,6 +165,10 @@ def on_role_change_main(argv: Sequence[str] | None = None) -> int:
 
 def on_stop_main(argv: Sequence[str] | None = None) -> int:
     return _run("patroni-citus-on-stop", _EVENT_ARGS, argv)
+
+
+def before_stop_main(argv: Sequence[str] | None = None) -> int:
+    return _run("patroni-citus-before-stop", (), argv)
 
 
 def post_bootstrap_main(argv: Sequence[str] | None = None) -> int:

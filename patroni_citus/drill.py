@@ -11,6 +11,7 @@ the promotion, failures of each load, the longest latency, and acknowledged writ
 from __future__ import annotations
 
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,8 +27,16 @@ from patroni_citus.errors import PatroniCitusError
 from patroni_citus.local import formation
 from patroni_citus.local.layout import FormationState, MemberLayout
 from patroni_citus.settings import Credentials
+from patroni_citus.template import default_scripts_dir
 
-SCENARIOS = ("worker-kill", "worker-switchover", "coordinator-kill", "coordinator-switchover")
+SCENARIOS = (
+    "worker-kill",
+    "worker-switchover",
+    "worker-patronictl-switchover",
+    "worker-restart",
+    "coordinator-kill",
+    "coordinator-switchover",
+)
 FIGURES = (
     "fault_to_first_write_s",
     "promotion_to_metadata_s",
@@ -123,6 +132,8 @@ class Watcher:
     old_leader: str
     group: int
     dsn: str
+    restarted_from: str | None = None
+    """For a restart: the old leader's postmaster_start_time; the same member comes back as leader."""
     promoted_at: float | None = None
     new_leader: MemberLayout | None = None
     metadata_at: float | None = None
@@ -147,13 +158,18 @@ class Watcher:
         while not self.stopping.is_set() and self.metadata_at is None:
             if self.new_leader is None:
                 for member in self.members:
-                    if member.name == self.old_leader:
+                    if (member.name == self.old_leader) != (self.restarted_from is not None):
                         continue
                     try:
-                        role = patroni_api.member_status(member.rest_url, timeout=0.5).get("role")
+                        status = patroni_api.member_status(member.rest_url, timeout=0.5)
                     except PatroniCitusError:
                         continue
-                    if role in ("primary", "master"):
+                    restarted = status.get("postmaster_start_time") != self.restarted_from
+                    if (
+                        status.get("role") in ("primary", "master")
+                        and status.get("state") == "running"
+                        and (self.restarted_from is None or restarted)
+                    ):
                         self.promoted_at, self.new_leader = time.monotonic(), member
             elif self._row_points_at_new_leader():
                 self.metadata_at = time.monotonic()
@@ -253,6 +269,8 @@ def run_once(base_dir: Path, scenario: str, report: Reporter, run_number: int = 
     prepare_table(dsn)
     load = Load(dsn, _ids_on_group(dsn, group, (run_number + 1) * 10**7 + int(time.time()) % 10**6 * 1000))
     watcher = Watcher(members, old.name, group, dsn)
+    if scenario.endswith("restart"):
+        watcher.restarted_from = str(patroni_api.member_status(old.rest_url).get("postmaster_start_time"))
     load.start()
     time.sleep(2.0)
     fault = time.monotonic()
@@ -288,7 +306,14 @@ def _inject(
     if scenario.endswith("kill"):
         formation.stop_member(base_dir, old.name, kill=True, report=report)
         return
+    if scenario == "worker-restart":
+        _patronictl(mode, group, old, "restart", _scope(base_dir, group), old.name)
+        return
     candidate = _switchover_candidate(members, old)
+    if scenario == "worker-patronictl-switchover":
+        leader, wanted = ("--leader", old.name), ("--candidate", candidate.name)
+        _patronictl(mode, group, old, "switchover", _scope(base_dir, group), *leader, *wanted)
+        return
     if mode == "callbacks" and group != 0:
         address = formation.formation_address(FormationState.load(base_dir).layout)  # type: ignore[union-attr]
         switchover.switchover(address, group, candidate.name, report)
@@ -296,6 +321,22 @@ def _inject(
     password = (base_dir / "secrets" / "restapi.password").read_text().strip()
     answer = patroni_api.switchover(old.rest_url, old.name, candidate.name, Credentials("patroni", password))
     report(f"Patroni: {answer.get('message', answer)}")
+
+
+def _scope(base_dir: Path, group: int) -> str:
+    state = FormationState.load(base_dir)
+    assert state is not None
+    return state.layout.scope(group)
+
+
+def _patronictl(mode: str, group: int, member: MemberLayout, *command: str) -> None:
+    """Patroni's own CLI with the member's patroni.yml, as an operator's runbook would run it."""
+    patronictl = str(default_scripts_dir() / "patronictl")
+    groups = ["--group", str(group)] if mode == "builtin" else []
+    argv = [patronictl, "-c", str(member.config_path), *command, *groups, "--force"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        raise DrillError(f"patronictl {command[0]} failed: {(result.stderr or result.stdout).strip()[-300:]}")
 
 
 def _switchover_candidate(members: list[MemberLayout], old: MemberLayout) -> MemberLayout:

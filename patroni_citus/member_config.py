@@ -24,6 +24,7 @@ _TAG_TO_SETTING = {
     "citus_coordinator_port": "CITUS_COORDINATOR_PORT",
     "citus_standalone": "CITUS_STANDALONE",
     "citus_registration_timeout": "CITUS_REGISTRATION_TIMEOUT",
+    "citus_hold_timeout": "CITUS_HOLD_TIMEOUT",
     "citus_secondary": "CITUS_SECONDARIES",
 }
 

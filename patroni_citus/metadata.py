@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -50,8 +51,14 @@ def connect(
     credentials: Credentials,
     read_write: bool = False,
     connect_timeout: int = 3,
+    application_name: str = "patroni-citus",
+    idle_in_transaction_timeout_ms: int = 0,
 ) -> Connection:
-    """Connect to the first reachable endpoint (the primary with read_write, via libpq multi-host)."""
+    """Connect to the first reachable endpoint (the primary with read_write, via libpq multi-host).
+
+    idle_in_transaction_timeout_ms bounds, on the server, how long a transaction of this session may
+    stay open while its client waits: the server ends it even if the client hangs.
+    """
     hosts = ",".join(host for host, _ in endpoints)
     ports = ",".join(str(port) for _, port in endpoints)
     # No password at all (not an empty one) lets libpq fall back to PGPASSWORD / PGPASSFILE, as psql does.
@@ -64,8 +71,11 @@ def connect(
             user=credentials.username,
             connect_timeout=connect_timeout,
             target_session_attrs="read-write" if read_write else "any",
-            application_name="patroni-citus",
-            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            application_name=application_name,
+            options=(
+                f"-c statement_timeout={STATEMENT_TIMEOUT_MS:d}"
+                f" -c idle_in_transaction_session_timeout={idle_in_transaction_timeout_ms:d}"
+            ),
             **password,
         )
     except psycopg2.OperationalError as exc:
@@ -73,6 +83,12 @@ def connect(
         raise UnreachableError(f"cannot connect to {database} at {hosts} port {ports}: {reason}") from None
     connection.autocommit = True
     return connection
+
+
+def first_line(exc: psycopg2.Error) -> str:
+    """PostgreSQL's reason for a driver error, as one line (its DETAIL and HINT lines dropped)."""
+    text = (exc.pgerror or str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _execute(
@@ -83,8 +99,7 @@ def _execute(
             cursor.execute(query(name), parameters)
             return cursor.fetchall() if cursor.description else []
     except psycopg2.Error as exc:
-        reason = (exc.pgerror or str(exc)).strip().splitlines()[0]
-        raise MetadataError(f"{name}: {reason}") from None
+        raise MetadataError(f"{name}: {first_line(exc)}") from None
 
 
 def _optional_text(connection: Connection, name: str, parameters: dict[str, object]) -> str | None:
@@ -171,6 +186,43 @@ def apply_changes(
         for change in changes:
             fence(change)
             apply_change(connection, change, lock_cooldown_ms)
+
+
+def lock_distributed_tables(connection: Connection, lock_timeout_ms: int) -> int:
+    """In the open transaction: queue every client statement on distributed tables behind it.
+
+    ACCESS EXCLUSIVE on the coordinator only (DDL propagation off for the transaction): reads and
+    writes wait on the coordinator instead of reaching a worker that is going away. Returns how many
+    tables are held; a lock not granted within lock_timeout_ms raises MetadataError.
+    """
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL citus.enable_ddl_propagation TO off")
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout_ms:d}ms",))
+            cursor.execute(query("distributed_tables"))
+            tables = cursor.fetchall()
+            for schema, table in tables:
+                cursor.execute(
+                    sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                        sql.Identifier(str(schema), str(table))
+                    )
+                )
+    except psycopg2.Error as exc:
+        raise MetadataError(f"lock distributed tables: {first_line(exc)}") from None
+    return len(tables)
+
+
+def postmaster_facts(connection: Connection) -> tuple[bool, datetime]:
+    """(in recovery, postmaster start time): which PostgreSQL this is, and whether it is a primary."""
+    in_recovery, started = _execute(connection, "postmaster_facts")[0]
+    assert isinstance(started, datetime)
+    return bool(in_recovery), started
+
+
+def holds_open(connection: Connection, application_name: str) -> float | None:
+    """How long (s) the open transaction of the session named application_name has run, or None."""
+    rows = _execute(connection, "hold_age", {"application_name": application_name})
+    return None if not rows or rows[0][0] is None else float(str(rows[0][0]))
 
 
 def is_in_recovery(connection: Connection) -> bool:

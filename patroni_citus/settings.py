@@ -47,6 +47,7 @@ class Credentials:
 CITUS_DEFAULT_SSLMODE = "require"  # Citus's own citus.node_conninfo default in builds with OpenSSL
 DEFAULT_TCP_USER_TIMEOUT_MS = 30000  # as long as Citus's own citus.node_connection_timeout
 MAX_TCP_USER_TIMEOUT_MS = 3_600_000
+DEFAULT_HOLD_TIMEOUT_S = 15  # under Patroni's smallest ttl (20 s), so a hold ends before a lease would
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class CitusSettings:
     max_prepared_transactions: int = 200
     standalone: bool = True
     registration_timeout: int = 60
+    hold_timeout: int = DEFAULT_HOLD_TIMEOUT_S  # longest a planned stop of a worker primary holds clients
     secondaries: bool = True  # this member, as a replica, is a Citus secondary of its group
     node_sslmode: str = CITUS_DEFAULT_SSLMODE
     node_tcp_user_timeout: int = DEFAULT_TCP_USER_TIMEOUT_MS  # 0: the kernel's (~15 min of retransmits)
@@ -485,6 +487,7 @@ def _load_citus(env: _Environment, pg_ssl_ca_file: str | None) -> CitusSettings:
         max_prepared_transactions=env.integer("CITUS_MAX_PREPARED_TRANSACTIONS", 200, 1, 262143),
         standalone=env.boolean("CITUS_STANDALONE", all(_is_loopback(host) for host in coordinator_hosts)),
         registration_timeout=env.integer("CITUS_REGISTRATION_TIMEOUT", 60, 1, 3600),
+        hold_timeout=env.integer("CITUS_HOLD_TIMEOUT", DEFAULT_HOLD_TIMEOUT_S, 1, 3600),
         secondaries=env.boolean("CITUS_SECONDARIES", True),
         node_sslmode=sslmode,
         node_tcp_user_timeout=env.integer(
@@ -740,4 +743,10 @@ def load_settings_with_consumed(environ: Mapping[str, str]) -> tuple[Settings, f
     tls = _server_tls(env)
     citus = _load_citus(env, tls.ca_file)
     settings = Settings(citus=citus, patroni=_load_patroni(env, tls))
+    if citus.hold_timeout >= settings.patroni.ttl:
+        raise ConfigurationError(
+            "CITUS_HOLD_TIMEOUT",
+            str(citus.hold_timeout),
+            f"must be less than PATRONI_TTL ({settings.patroni.ttl}): a hold ends before a leader's lease",
+        )
     return settings, frozenset(env.consumed)

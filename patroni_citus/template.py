@@ -19,6 +19,7 @@ CALLBACK_SCRIPTS = {
     "on_start": "patroni-citus-on-start",
     "on_role_change": "patroni-citus-on-role-change",
     "on_stop": "patroni-citus-on-stop",
+    "before_stop": "patroni-citus-before-stop",
     "post_bootstrap": "patroni-citus-post-bootstrap",
 }
 
@@ -30,6 +31,7 @@ class CallbackCommands:
     on_start: str
     on_role_change: str
     on_stop: str
+    before_stop: str
     post_bootstrap: str
 
 
@@ -65,6 +67,7 @@ def callback_commands(config_path: Path, scripts_dir: Path | None) -> CallbackCo
         on_start=command("on_start"),
         on_role_change=command("on_role_change"),
         on_stop=command("on_stop"),
+        before_stop=command("before_stop"),
         post_bootstrap=command("post_bootstrap"),
     )
 
