@@ -106,6 +106,12 @@ def test_citus_tags_enable_citus(tmp_path: Path) -> None:
     assert member.citus.enabled is True
     assert (member.citus.role, member.citus.group) == ("worker", 2)
     assert member.citus.coordinator_hosts == ("c1", "c2:6432")
+    assert member.citus.hold_timeout == 15
+
+
+def test_the_hold_timeout_travels_as_a_tag(tmp_path: Path) -> None:
+    tags = {"citus_role": "worker", "citus_group": 1, "citus_coordinator_host": "c1", "citus_hold_timeout": 7}
+    assert load_member_config(write_config(tmp_path, with_changes(tags=tags))).citus.hold_timeout == 7
 
 
 def test_other_tags_do_not_enable_citus(tmp_path: Path) -> None:
@@ -122,6 +128,7 @@ def test_other_tags_do_not_enable_citus(tmp_path: Path) -> None:
         ({"citus_role": "coordinator", "citus_coordinator_host": "c1;drop"}, "CITUS_COORDINATOR_HOST"),
         ({"citus_role": "coordinator", "citus_coordinator_port": 0}, "CITUS_COORDINATOR_PORT"),
         ({"citus_role": "coordinator", "citus_database": "a b"}, "CITUS_DATABASE"),
+        ({"citus_role": "coordinator", "citus_hold_timeout": 0}, "CITUS_HOLD_TIMEOUT"),
     ],
 )
 def test_bad_citus_tags_are_refused_by_the_same_rules_as_the_environment(

@@ -693,6 +693,8 @@ def test_ttl_must_cover_loop_wait_plus_twice_retry_timeout(
         ("CITUS_MAX_PREPARED_TRANSACTIONS", "lots", 1, 262143),
         ("CITUS_REGISTRATION_TIMEOUT", "0", 1, 3600),
         ("CITUS_REGISTRATION_TIMEOUT", "1m", 1, 3600),
+        ("CITUS_HOLD_TIMEOUT", "0", 1, 3600),
+        ("CITUS_HOLD_TIMEOUT", "2.5", 1, 3600),
     ],
 )
 def test_integers_out_of_range_refused(
@@ -700,6 +702,21 @@ def test_integers_out_of_range_refused(
 ) -> None:
     base_env[setting] = value
     assert_names(refusal(base_env), setting, value, between(minimum, maximum))
+
+
+def test_hold_timeout_defaults_under_the_smallest_ttl(base_env: dict[str, str]) -> None:
+    base_env.update(PATRONI_TTL="20", PATRONI_LOOP_WAIT="2", PATRONI_RETRY_TIMEOUT="5")
+    assert load_settings(base_env).citus.hold_timeout == 15
+
+
+@pytest.mark.parametrize(("hold", "ttl"), [("30", "30"), ("45", "30"), ("20", "20")])
+def test_hold_timeout_must_end_before_the_leader_lease(base_env: dict[str, str], hold: str, ttl: str) -> None:
+    base_env.update(PATRONI_TTL=ttl, PATRONI_LOOP_WAIT="2", PATRONI_RETRY_TIMEOUT="5")
+    base_env["CITUS_HOLD_TIMEOUT"] = hold
+    message = str(refusal(base_env))
+    expected = f"CITUS_HOLD_TIMEOUT='{hold}' is invalid: must be less than PATRONI_TTL ({ttl})"
+    assert message.startswith(expected)
+    assert "\n" not in message
 
 
 def test_max_prepared_transactions_accepted(base_env: dict[str, str]) -> None:

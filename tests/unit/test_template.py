@@ -90,6 +90,7 @@ def test_enabled_config_parses_and_has_the_citus_parts(worker_env: dict[str, str
     assert dcs_parameters(document)["shared_preload_libraries"] == "citus"
     assert dcs_parameters(document)["max_prepared_transactions"] == 200
     assert set(document["postgresql"]["callbacks"]) == {"on_start", "on_role_change", "on_stop"}
+    assert "before_stop" in document["postgresql"]
     assert "post_bootstrap" in document["bootstrap"]
     tags = document["tags"]
     assert {name: tags.get(name) for name in ISSUE_TAGS} == {
@@ -460,8 +461,10 @@ def test_callbacks_carry_the_config_path(
         "on_start": document["postgresql"]["callbacks"]["on_start"],
         "on_role_change": document["postgresql"]["callbacks"]["on_role_change"],
         "on_stop": document["postgresql"]["callbacks"]["on_stop"],
+        "before_stop": document["postgresql"]["before_stop"],
         "post_bootstrap": document["bootstrap"]["post_bootstrap"],
     }
+    assert set(commands) == set(CALLBACK_SCRIPTS)
     for action, command in commands.items():
         script = CALLBACK_SCRIPTS[action]
         executable = script if scripts_dir is None else str(scripts_dir / script)
@@ -477,6 +480,7 @@ def test_callback_commands_match_the_rendered_ones(worker_env: dict[str, str]) -
         "on_role_change": commands.on_role_change,
         "on_stop": commands.on_stop,
     }
+    assert document["postgresql"]["before_stop"] == commands.before_stop
     assert document["bootstrap"]["post_bootstrap"] == commands.post_bootstrap
 
 
