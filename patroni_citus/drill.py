@@ -233,7 +233,7 @@ def prepare_table(dsn: str) -> None:
             cursor.execute("SELECT create_distributed_table(%s, 'id')", (TABLE,))
 
 
-def _ids_on_group(dsn: str, group: int, start: int) -> Iterator[int]:
+def ids_on_group(dsn: str, group: int, start: int) -> Iterator[int]:
     """Row ids whose shard lives on group, so every write exercises the faulted group (all ids if unknown)."""
     query = (
         "SELECT i FROM generate_series(%s::bigint, %s::bigint + 200000) i WHERE "
@@ -267,7 +267,7 @@ def run_once(base_dir: Path, scenario: str, report: Reporter, run_number: int = 
     if old is None:
         raise DrillError(f"group {group} has no leader")
     prepare_table(dsn)
-    load = Load(dsn, _ids_on_group(dsn, group, (run_number + 1) * 10**7 + int(time.time()) % 10**6 * 1000))
+    load = Load(dsn, ids_on_group(dsn, group, (run_number + 1) * 10**7 + int(time.time()) % 10**6 * 1000))
     watcher = Watcher(members, old.name, group, dsn)
     if scenario.endswith("restart"):
         watcher.restarted_from = str(patroni_api.member_status(old.rest_url).get("postmaster_start_time"))
@@ -307,12 +307,12 @@ def _inject(
         formation.stop_member(base_dir, old.name, kill=True, report=report)
         return
     if scenario == "worker-restart":
-        _patronictl(mode, group, old, "restart", _scope(base_dir, group), old.name)
+        patronictl(mode, group, old, "restart", _scope(base_dir, group), old.name)
         return
     candidate = _switchover_candidate(members, old)
     if scenario == "worker-patronictl-switchover":
         leader, wanted = ("--leader", old.name), ("--candidate", candidate.name)
-        _patronictl(mode, group, old, "switchover", _scope(base_dir, group), *leader, *wanted)
+        patronictl(mode, group, old, "switchover", _scope(base_dir, group), *leader, *wanted)
         return
     if mode == "callbacks" and group != 0:
         address = formation.formation_address(FormationState.load(base_dir).layout)  # type: ignore[union-attr]
@@ -329,7 +329,7 @@ def _scope(base_dir: Path, group: int) -> str:
     return state.layout.scope(group)
 
 
-def _patronictl(mode: str, group: int, member: MemberLayout, *command: str) -> None:
+def patronictl(mode: str, group: int, member: MemberLayout, *command: str) -> None:
     """Patroni's own CLI with the member's patroni.yml, as an operator's runbook would run it."""
     patronictl = str(default_scripts_dir() / "patronictl")
     groups = ["--group", str(group)] if mode == "builtin" else []

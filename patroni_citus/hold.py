@@ -73,10 +73,16 @@ def _leads_now(config: MemberConfig, leader: dcs.Member, stopping: StoppingPrima
     return not in_recovery and (leader.name != config.name or started_at > stopping.started_at)
 
 
-def next_primary(stopping: StoppingPrimary, deadline: float) -> GroupLeader | None:
-    """Wait for the group to have a running primary again (fenced on the DCS); None at the deadline."""
+def next_primary(
+    stopping: StoppingPrimary, deadline: float, still_held: Callable[[], None]
+) -> GroupLeader | None:
+    """Wait for the group to have a running primary again (fenced on the DCS); None at the deadline.
+
+    still_held raises once the hold is gone (its coordinator failed over, say): nothing left to wait for.
+    """
     config = stopping.config
     while time.monotonic() < deadline:
+        still_held()
         try:
             cluster = dcs.read_cluster(config.dcs, config.scope)
         except PatroniCitusError as exc:
@@ -116,7 +122,7 @@ def hold_group(stopping: StoppingPrimary, announce: Callable[[str], None]) -> No
         tables = metadata.lock_distributed_tables(coordinator, LOCK_WAIT_MS)
         held_at = time.monotonic()
         announce(f"holding statements on {tables} distributed table(s) for at most {bound}s")
-        leader = next_primary(stopping, held_at + bound)
+        leader = next_primary(stopping, held_at + bound, lambda: metadata.ping(coordinator))
         if leader is None:
             raise HoldExpiredError(
                 f"no primary of group {config.citus.group} within {bound}s; released the held statements"

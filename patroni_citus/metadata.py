@@ -6,7 +6,7 @@ All SQL lives in patroni_citus/sql/*.sql with named parameters; nothing here for
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from functools import cache
 from importlib.resources import files
@@ -63,6 +63,9 @@ def connect(
     ports = ",".join(str(port) for _, port in endpoints)
     # No password at all (not an empty one) lets libpq fall back to PGPASSWORD / PGPASSFILE, as psql does.
     password: dict[str, Any] = {"password": credentials.password} if credentials.password else {}
+    options = f"-c statement_timeout={STATEMENT_TIMEOUT_MS:d}"
+    if idle_in_transaction_timeout_ms:
+        options += f" -c idle_in_transaction_session_timeout={idle_in_transaction_timeout_ms:d}"
     try:
         connection: Connection = psycopg2.connect(
             host=hosts,
@@ -72,10 +75,7 @@ def connect(
             connect_timeout=connect_timeout,
             target_session_attrs="read-write" if read_write else "any",
             application_name=application_name,
-            options=(
-                f"-c statement_timeout={STATEMENT_TIMEOUT_MS:d}"
-                f" -c idle_in_transaction_session_timeout={idle_in_transaction_timeout_ms:d}"
-            ),
+            options=options,
             **password,
         )
     except psycopg2.OperationalError as exc:
@@ -167,12 +167,18 @@ def transaction(connection: Connection) -> Iterator[Connection]:
     connection.autocommit = False
     try:
         yield connection
-        connection.commit()
+        try:
+            connection.commit()
+        except psycopg2.Error as exc:
+            raise MetadataError(f"commit: {first_line(exc)}") from None
     except BaseException:
-        connection.rollback()
+        if not connection.closed:  # a lost server already ended the transaction
+            with suppress(psycopg2.Error):
+                connection.rollback()
         raise
     finally:
-        connection.autocommit = previous
+        if not connection.closed:
+            connection.autocommit = previous
 
 
 def apply_changes(
@@ -223,6 +229,11 @@ def holds_open(connection: Connection, application_name: str) -> float | None:
     """How long (s) the open transaction of the session named application_name has run, or None."""
     rows = _execute(connection, "hold_age", {"application_name": application_name})
     return None if not rows or rows[0][0] is None else float(str(rows[0][0]))
+
+
+def ping(connection: Connection) -> None:
+    """A round trip on the connection: MetadataError once the server or the session is gone."""
+    _execute(connection, "ping")
 
 
 def is_in_recovery(connection: Connection) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from patroni_citus import dcs, metadata, patroni_api
 from patroni_citus.errors import PatroniCitusError
-from patroni_citus.hold import hold_name
+from patroni_citus.hold import LOCK_WAIT_MS, hold_name
 from patroni_citus.planner import Endpoint, primary_rows
 from patroni_citus.topology import FormationAddress, formation_clusters
 
@@ -87,7 +87,7 @@ def switchover(
     candidate_name: str | None,
     report: Callable[[str], None],
     timeout: float = 60.0,
-    lock_timeout_ms: int = 10000,
+    lock_timeout_ms: int = LOCK_WAIT_MS,
 ) -> SwitchoverResult:
     """Switch group's leader to candidate with client statements held, not failed, meanwhile."""
     if group == 0:

@@ -9,17 +9,13 @@ group, never a secondary row at the group's primary, never a parked placeholder 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg2
 import pytest
 from harness import LocalFormation, in_background, local_formation, run_cli, wait_until
+from metadata_sampler import ROWS_SQL, Row, Sampler
 from test_callbacks import (
-    coordinator_connection,
     leader_of,
     member_named,
     restore,
@@ -27,12 +23,7 @@ from test_callbacks import (
     wait_ready_to_fail_over,
 )
 
-from patroni_citus.planner import PARKED_SUFFIX
-
 pytestmark = pytest.mark.integration
-
-Row = tuple[int, int, str, int, str]  # nodeid, groupid, nodename, nodeport, noderole
-ROWS_SQL = "SELECT nodeid, groupid, nodename, nodeport, noderole::text FROM pg_dist_node ORDER BY nodeid"
 
 
 @pytest.fixture(scope="module")
@@ -41,54 +32,9 @@ def formation() -> Iterator[LocalFormation]:
         yield running
 
 
-def invariant_violations(rows: list[Row]) -> list[str]:
-    """What no committed pg_dist_node may ever show."""
-    found = []
-    primaries: dict[int, tuple[str, int]] = {}
-    for _nodeid, group, host, port, role in rows:
-        if host.endswith(PARKED_SUFFIX):
-            found.append(f"parked name committed: {host}:{port}")
-        if role == "primary":
-            if group in primaries:
-                found.append(f"two primary rows in group {group}")
-            primaries[group] = (host, port)
-    for _nodeid, group, host, port, role in rows:
-        if role == "secondary" and primaries.get(group) == (host, port):
-            found.append(f"group {group}: a secondary row at the primary {host}:{port}")
-    return found
-
-
-@dataclass
-class Sampler:
-    """Reads the coordinator's pg_dist_node every 50 ms and keeps every violation it saw."""
-
-    formation: LocalFormation
-    samples: int = 0
-    violations: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        connection = None
-        while not self.stop.is_set():
-            try:
-                if connection is None:
-                    connection = coordinator_connection(self.formation)
-                with connection.cursor() as cursor:
-                    cursor.execute(ROWS_SQL)
-                    self.violations += invariant_violations(cursor.fetchall())
-                self.samples += 1
-            except psycopg2.Error:
-                if connection is not None:
-                    connection.close()
-                connection = None
-            time.sleep(0.05)
-        if connection is not None:
-            connection.close()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def sampler(formation: LocalFormation) -> Iterator[Sampler]:
-    load = Sampler(formation)
+    load = Sampler(formation.layout.coordinator_dsn("citus", "postgres"))
     with in_background(load.run, load.stop):
         yield load
     assert load.samples > 100, f"only {load.samples} samples of pg_dist_node were taken"
