@@ -270,6 +270,7 @@ def test_planned_worker_switchover_holds_clients_instead_of_failing(
     )
     outcome = json.loads(result.stdout)
     assert outcome["old_leader"] == old_leader and outcome["new_leader"] != old_leader
+    assert outcome["pause_s"] is not None, "the old primary's before_stop must have held the statements"
     assert leader_of(formation, 1) == outcome["new_leader"]
     assert metadata_matches_leaders(formation), "the row must point at the new leader when switchover returns"
     moment = time.monotonic()
