@@ -30,7 +30,7 @@ from polling import TIMEOUT_MULTIPLIER
 from patroni_citus.local import network as local_network
 from patroni_citus.local import pgtree
 from patroni_citus.local.layout import FormationLayout, FormationState, MemberLayout
-from patroni_citus.template import default_scripts_dir
+from patroni_citus.template import CALLBACK_SCRIPTS, default_scripts_dir
 
 T = TypeVar("T")
 CLI = str(default_scripts_dir() / "patroni-citus")
@@ -189,12 +189,7 @@ def processes_mentioning(text: str) -> list[str]:
 
 def callbacks_running(base: Path) -> list[str]:
     """patroni-citus callbacks still running for the formation in base."""
-    scripts = (
-        "patroni-citus-on-start",
-        "patroni-citus-on-role-change",
-        "patroni-citus-on-stop",
-        "patroni-citus-post-bootstrap",
-    )
+    scripts = CALLBACK_SCRIPTS.values()
     return [line for line in processes_mentioning(str(base)) if any(script in line for script in scripts)]
 
 
