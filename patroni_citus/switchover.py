@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
+from typing import Any
 
 from patroni_citus import dcs, metadata, patroni_api
 from patroni_citus.errors import PatroniCitusError
@@ -62,18 +64,22 @@ def _check_lockable(coordinator: metadata.Connection, group: int, lock_timeout_m
         raise SwitchoverError(f"switchover of group {group} aborted before it began: {exc}") from None
 
 
-def _wait_until_moved(
-    coordinator: metadata.Connection, group: int, target: Endpoint, timeout: float
+def _watch_until_moved(
+    coordinator: metadata.Connection, group: int, target: Endpoint, request: Future[Any], timeout: float
 ) -> float | None:
-    """Until the group's primary row names target and no hold is open; the longest hold seen (s)."""
+    """While Patroni's switchover request runs and after: until the group's primary row names target
+    and no hold is open. Returns the longest hold seen (s). Patroni answers a switchover only once it
+    is done, so the hold is watched from before the request, not after its answer."""
     deadline = time.monotonic() + timeout
     longest: float | None = None
     name = hold_name(group)
     while time.monotonic() < deadline:
+        if request.done() and request.exception() is not None:
+            raise SwitchoverError(f"Patroni refused the switchover of group {group}: {request.exception()}")
         age = metadata.holds_open(coordinator, name)
         if age is not None:
             longest = max(longest or 0.0, age)
-        else:
+        elif request.done():
             row = primary_rows(metadata.read_nodes(coordinator)).get(group)
             if row is not None and row.endpoint == target:
                 return longest
@@ -110,9 +116,12 @@ def switchover(
             raise SwitchoverError(f"group {group} has no pg_dist_node row; run reconcile first")
         _check_lockable(coordinator, group, lock_timeout_ms)
         report(f"asking Patroni to switch {cluster.scope} from {old.name} to {candidate.name}")
-        patroni_api.switchover(old.api_url.rsplit("/", 1)[0], old.name, candidate.name, address.rest_auth)
-        report(f"{old.name}'s before_stop holds client statements until {candidate.name} is primary")
-        held = _wait_until_moved(coordinator, group, target, timeout)
+        rest = old.api_url.rsplit("/", 1)[0]
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            auth = address.rest_auth
+            request = executor.submit(patroni_api.switchover, rest, old.name, candidate.name, auth)
+            report(f"{old.name}'s before_stop holds client statements until {candidate.name} is primary")
+            held = _watch_until_moved(coordinator, group, target, request, timeout)
     if held is None:
         report(
             f"group {group} now led by {candidate.name} at {target}; no hold was seen (is before_stop set?)"
