@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from patroni_citus import __version__, callback_state, health, status, topology
@@ -375,14 +376,20 @@ class FormationCollector:
         self._clock = clock
         self._outages = RowOutages()
         self._failures = 0
+        self._last_error: str | None = None
         self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
         reading = self._reads.get(self._read_timeout)
         with self._lock:
+            if reading.error != self._last_error:  # one line per change, not one per scrape
+                if reading.error is None:
+                    log.warning("reading the formation works again")
+                else:
+                    log.warning("cannot read the formation: %s", reading.error)
+                self._last_error = reading.error
             if reading.result is None:
                 self._failures += 1
-                log.warning("cannot read the formation: %s", reading.error)
                 outages: dict[int, float] = {}
             elif reading.metadata_read:
                 outages = self._outages.observe(primary_rows_at_leader(reading.result), self._clock())
@@ -394,3 +401,15 @@ class FormationCollector:
 
     def close(self) -> None:
         self._reads.close()
+
+
+def make_registry(
+    address: topology.FormationAddress, callback_paths: Sequence[Path], read_timeout: float
+) -> tuple[CollectorRegistry, FormationCollector]:
+    """The exporter's registry: the formation collector, plus the process's own CPU, memory and Python."""
+    registry = CollectorRegistry()
+    collector = FormationCollector(lambda: read(address), callback_paths, read_timeout)
+    registry.register(collector)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry, collector
