@@ -175,6 +175,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
     "hostssl, Citus links sslmode=verify-full (etcd only).",
 )
 @click.option(
+    "--metrics",
+    "with_metrics",
+    is_flag=True,
+    help="Also start `patroni-citus metrics` for the formation on 127.0.0.1:PORT_BASE+90 "
+    "(every member's callback state included); `local down` stops it.",
+)
+@click.option(
     "--timeout", type=float, default=240.0, show_default=True, help="Seconds to wait for each phase."
 )
 @reports_errors
@@ -191,13 +198,14 @@ def local_up(
     network: str,
     dcs: str,
     tls: bool,
+    with_metrics: bool,
     timeout: float,
 ) -> None:
     """Start the DCS and every member; print progress and the coordinator's connection string."""
     layout = FormationLayout(
         str(base_dir.absolute()), name, workers, members, port_base, synchronous, mode, network, dcs, tls
     )
-    formation.up(layout, citus, pg_bindir, progress, timeout)
+    formation.up(layout, citus, pg_bindir, progress, timeout, with_metrics)
 
 
 @local.command("down")
