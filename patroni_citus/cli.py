@@ -558,11 +558,12 @@ def metrics_command(
         web = metrics_http.flag_web_config(
             tls_cert_file, tls_key_file, basic_auth_user, basic_auth_password_file
         )
-    paths = list(dict.fromkeys(callback_states))
+    paths = list(callback_states)
     config_path = click.get_current_context().params.get("config_path")
     if config_path is not None:
         paths.append(callback_state.state_path(Path(config_path)))
-    registry, collector = metrics.make_registry(address, list(dict.fromkeys(paths)), read_timeout)
+    paths = list(dict.fromkeys(path.absolute() for path in paths))
+    registry, collector = metrics.make_registry(address, paths, read_timeout)
     server = metrics_http.make_server(
         listen, registry, web, "--tls-cert-file" if web_config is None else "--web-config"
     )
