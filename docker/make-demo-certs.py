@@ -40,6 +40,8 @@ except ImportError as missing:  # Debian's python3, or a venv from before patron
 #: compose.yaml's services: the host names the members reach each other (and etcd) by.
 COMPOSE_MEMBERS = ("coordinator-a", "coordinator-b", "worker-1a", "worker-1b", "worker-2a", "worker-2b")
 COMPOSE_ETCD = ("etcd",)
+#: compose.yaml's clients of etcd and PostgreSQL that serve nothing of the formation: the exporter.
+COMPOSE_CLIENTS = ("metrics",)
 IMAGE_POSTGRES_OWNER = "999:999"
 #: Names every certificate also carries, so a client on the same machine can verify it too.
 LOOPBACK_NAMES = ("localhost", "127.0.0.1")
@@ -107,6 +109,13 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         "--etcd", action="append", metavar="HOST", help="an etcd host name; repeat (default: etcd)"
     )
     parser.add_argument(
+        "--client",
+        action="append",
+        metavar="HOST",
+        help="another host that logs in to etcd (repeat; default without --member: compose.yaml's "
+        f"{', '.join(COMPOSE_CLIENTS)})",
+    )
+    parser.add_argument(
         "--key-owner",
         type=parse_owner,
         default=IMAGE_POSTGRES_OWNER,
@@ -120,7 +129,8 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str]) -> int:
     arguments = parse_arguments(argv)
-    hosts = [*(arguments.member or COMPOSE_MEMBERS), *(arguments.etcd or COMPOSE_ETCD)]
+    clients = arguments.client or ([] if arguments.member else list(COMPOSE_CLIENTS))
+    hosts = [*(arguments.member or COMPOSE_MEMBERS), *(arguments.etcd or COMPOSE_ETCD), *clients]
     if len(set(hosts)) != len(hosts):
         print(f"make-demo-certs: error: a host name is given twice in {hosts}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ post_bootstrap, and nothing to before_stop (which it waits for before every plan
 callback exits 0 at once when Citus is disabled. A coordinator that cannot be reached never fails
 a callback: registration is retried for a bounded time, and whatever is left is converged by
 the coordinator's next start/promotion or by `patroni-citus reconcile`.
+Each run records its outcome beside the member's config (callback_state.py) for the exporter.
 """
 
 from __future__ import annotations
@@ -12,15 +13,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from patroni_citus import convergence, hold
+from patroni_citus import callback_state, convergence, hold
 from patroni_citus.dcs import LEADER_ROLES
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.member_config import MemberConfig, load_member_config
 
 log = logging.getLogger("patroni_citus")
+T = TypeVar("T")
 _EVENT_ARGS = (
     ("action", "callback action Patroni passes"),
     ("role", "member role"),
@@ -49,58 +54,76 @@ def _setup_logging(prog: str, log_file: Path | None) -> None:
     )
 
 
-def _best_effort(what: str, step: Callable[[], object]) -> None:
-    """Log and carry on: a later callback or reconcile finishes what this step could not."""
-    try:
-        step()
-    except PatroniCitusError as exc:
-        log.error("%s did not complete: %s", what, exc)
+@dataclass
+class Tally:
+    """What one callback run did: tries of its retried steps and the steps that gave up (its outcome)."""
+
+    attempts: int = 0
+    steps: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def retried(self, what: str, action: Callable[[], T], timeout: float) -> T:
+        """convergence.with_retries, counting the step and each of its attempts."""
+        self.steps += 1
+
+        def counted() -> T:
+            self.attempts += 1
+            return action()
+
+        return convergence.with_retries(what, counted, timeout)
+
+    def best_effort(self, what: str, step: Callable[[], object]) -> None:
+        """Log and carry on: a later callback or reconcile finishes what this step could not."""
+        try:
+            step()
+        except PatroniCitusError as exc:
+            log.error("%s did not complete: %s", what, exc)
+            self.failed.append(f"{what}: {exc}")
 
 
-def _converge_as_primary(config: MemberConfig) -> None:
+def _converge_as_primary(config: MemberConfig, tally: Tally) -> None:
     """What a group's leader does: extension, own registration, and (coordinator) the whole formation."""
     timeout = config.citus.registration_timeout
-    extension_ready = convergence.with_retries(
-        "create extension", lambda: convergence.ensure_extension(config), timeout
-    )
+    extension_ready = tally.retried("create extension", lambda: convergence.ensure_extension(config), timeout)
     if not extension_ready:
         return
-    _best_effort(
+    tally.best_effort(
         "registration",
-        lambda: convergence.with_retries("registration", lambda: convergence.register_self(config), timeout),
+        lambda: tally.retried("registration", lambda: convergence.register_self(config), timeout),
     )
     if config.citus.is_coordinator:
         address = convergence.member_address(config)
-        _best_effort("reconcile of every group", lambda: convergence.reconcile(address))
+        tally.best_effort("reconcile of every group", lambda: convergence.reconcile(address))
 
 
-def on_event(config: MemberConfig, action: str, role: str) -> None:
+def on_event(config: MemberConfig, action: str, role: str, tally: Tally | None = None) -> None:
     """on_start / on_role_change / on_stop: keep the preload list right, a new leader converges
     metadata, a replica keeps its own secondary row."""
+    tally = Tally() if tally is None else tally
     log.info(
         "%s %s %s (Citus %s, group %d)", config.name, action, role, config.citus.role, config.citus.group
     )
     if action == "on_start":
         check = "shared_preload_libraries check"
-        _best_effort(
+        tally.best_effort(
             check,
-            lambda: convergence.with_retries(
+            lambda: tally.retried(
                 check, lambda: convergence.ensure_preload_in_dcs(config), config.citus.registration_timeout
             ),
         )
     if role in LEADER_ROLES:
         if action != "on_stop":
-            _best_effort("convergence", lambda: _converge_as_primary(config))
+            tally.best_effort("convergence", lambda: _converge_as_primary(config, tally))
     elif role == "replica":
-        _converge_as_replica(config, stopping=action == "on_stop")
+        _converge_as_replica(config, tally, stopping=action == "on_stop")
 
 
-def _converge_as_replica(config: MemberConfig, stopping: bool) -> None:
+def _converge_as_replica(config: MemberConfig, tally: Tally, stopping: bool) -> None:
     """A replica's own secondary row: registered when it runs, removed when it stops gracefully."""
     what = "secondary removal" if stopping else "secondary registration"
-    _best_effort(
+    tally.best_effort(
         what,
-        lambda: convergence.with_retries(
+        lambda: tally.retried(
             what,
             lambda: convergence.register_replica(config, stopping=stopping),
             config.citus.registration_timeout,
@@ -108,16 +131,14 @@ def _converge_as_replica(config: MemberConfig, stopping: bool) -> None:
     )
 
 
-def before_stop(config: MemberConfig) -> None:
+def before_stop(config: MemberConfig, tally: Tally) -> None:
     """Right before Patroni stops PostgreSQL on purpose: a worker primary holds its group's clients
     on the coordinator until the group has a primary again; a replica gives up its secondary row
     first, so reads move to the group's other members before it goes away."""
     stopping = hold.stopping_primary(config)
     if stopping is None:
-        try:
-            convergence.register_replica(config, stopping=True)
-        except PatroniCitusError as exc:  # one try only: Patroni waits for this command
-            log.info("secondary row left for on_stop to remove: %s", exc)
+        # One try only, not retried: Patroni waits for this command before it stops PostgreSQL.
+        tally.best_effort("secondary removal", lambda: convergence.register_replica(config, stopping=True))
         return
     if config.citus.is_coordinator:
         log.info("coordinator primary stopping: nothing can hold clients on the coordinator itself")
@@ -125,10 +146,11 @@ def before_stop(config: MemberConfig) -> None:
     log.info("%s", hold.start_holder(stopping))
 
 
-def post_bootstrap(config: MemberConfig) -> None:
+def post_bootstrap(config: MemberConfig, tally: Tally | None = None) -> None:
     """A new group's first primary: create the database and extension now; on_start registers it."""
+    tally = Tally() if tally is None else tally
     log.info("%s post_bootstrap (Citus %s, group %d)", config.name, config.citus.role, config.citus.group)
-    if not convergence.with_retries(
+    if not tally.retried(
         "create extension", lambda: convergence.ensure_extension(config), config.citus.registration_timeout
     ):
         raise PatroniCitusError(
@@ -139,20 +161,51 @@ def post_bootstrap(config: MemberConfig) -> None:
 def _run(prog: str, patroni_args: Sequence[tuple[str, str]], argv: Sequence[str] | None) -> int:
     args = _parser(prog, patroni_args).parse_args(argv)
     _setup_logging(prog, args.log_file)
+    started = time.monotonic()
+    tally = Tally()
     try:
         config = load_member_config(args.config)
-        if not config.citus.enabled:
-            return 0
-        if "connstring" in args:
-            post_bootstrap(config)
-        elif "action" not in args:
-            before_stop(config)
-        else:
-            on_event(config, args.action, args.role)
     except PatroniCitusError as exc:
         log.error("%s", exc)
         return exc.exit_code
-    return 0
+    if not config.citus.enabled:
+        return 0
+    exit_code = 0
+    try:
+        if "connstring" in args:
+            post_bootstrap(config, tally)
+        elif "action" not in args:
+            before_stop(config, tally)
+        else:
+            on_event(config, args.action, args.role, tally)
+    except PatroniCitusError as exc:
+        log.error("%s", exc)
+        tally.failed.append(str(exc))
+        exit_code = exc.exit_code
+    event = "post_bootstrap" if "connstring" in args else getattr(args, "action", "before_stop")
+    _record(args.config, config, event, getattr(args, "role", ""), tally, time.monotonic() - started)
+    return exit_code
+
+
+def _record(
+    config_path: Path, config: MemberConfig, event: str, role: str, tally: Tally, duration: float
+) -> None:
+    """Leave the outcome where the exporter reads it; a file that cannot be written never fails a callback."""
+    outcome = callback_state.CallbackOutcome(
+        event=event,
+        role=role,
+        result=callback_state.FAILURE if tally.failed else callback_state.SUCCESS,
+        duration_seconds=round(duration, 3),
+        attempts=tally.attempts,
+        steps=tally.steps,
+        finished_at=time.time(),
+        error="; ".join(tally.failed) or None,
+    )
+    path = callback_state.state_path(config_path)
+    try:
+        callback_state.record(path, config.name, config.citus.group, outcome)
+    except OSError as exc:
+        log.warning("could not record the outcome in %s: %s", path, exc)
 
 
 def on_start_main(argv: Sequence[str] | None = None) -> int:

@@ -18,10 +18,13 @@ import click
 
 from patroni_citus import (
     __version__,
+    callback_state,
     convergence,
     drill,
     entrypoint,
     formation_target,
+    metrics,
+    metrics_http,
     rotation,
     status,
     switchover,
@@ -172,6 +175,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
     "hostssl, Citus links sslmode=verify-full (etcd only).",
 )
 @click.option(
+    "--metrics",
+    "with_metrics",
+    is_flag=True,
+    help="Also start `patroni-citus metrics` for the formation on 127.0.0.1:PORT_BASE+90 "
+    "(every member's callback state included); `local down` stops it.",
+)
+@click.option(
     "--timeout", type=float, default=240.0, show_default=True, help="Seconds to wait for each phase."
 )
 @reports_errors
@@ -188,13 +198,14 @@ def local_up(
     network: str,
     dcs: str,
     tls: bool,
+    with_metrics: bool,
     timeout: float,
 ) -> None:
     """Start the DCS and every member; print progress and the coordinator's connection string."""
     layout = FormationLayout(
         str(base_dir.absolute()), name, workers, members, port_base, synchronous, mode, network, dcs, tls
     )
-    formation.up(layout, citus, pg_bindir, progress, timeout)
+    formation.up(layout, citus, pg_bindir, progress, timeout, with_metrics)
 
 
 @local.command("down")
@@ -477,6 +488,98 @@ def status_command(
         except KeyboardInterrupt:
             sys.exit(result.exit_code)
         click.echo("")
+
+
+@cli.command("metrics")
+@formation_options
+@click.option(
+    "--listen",
+    default=metrics_http.DEFAULT_LISTEN,
+    show_default=True,
+    help="ADDR:PORT to serve /metrics and /health on ([::1]:PORT for IPv6; PORT 0: any free port).",
+)
+@click.option(
+    "--callback-state",
+    "callback_states",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"A member's {callback_state.STATE_FILE} (beside its patroni.yml; repeatable). "
+    "With -c, that member's own is read too.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0.1, max=300),
+    default=8.0,
+    show_default=True,
+    help="Seconds a scrape waits for the formation read before answering patroni_citus_up 0; "
+    "keep it below Prometheus's scrape_timeout (default 10s).",
+)
+@click.option(
+    "--web-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Prometheus exporter-toolkit style file: tls_server_config (cert_file, key_file) and "
+    "basic_auth_users (NAME: bcrypt hash).",
+)
+@click.option(
+    "--tls-cert-file", type=click.Path(dir_okay=False, path_type=Path), help="Serve HTTPS: certificate."
+)
+@click.option("--tls-key-file", type=click.Path(dir_okay=False, path_type=Path), help="Serve HTTPS: its key.")
+@click.option("--basic-auth-user", help="Require this user (with --basic-auth-password-file).")
+@click.option(
+    "--basic-auth-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding --basic-auth-user's password on its one line (never printed).",
+)
+@reports_errors
+def metrics_command(
+    address: FormationAddress,
+    listen: str,
+    callback_states: tuple[Path, ...],
+    read_timeout: float,
+    web_config: Path | None,
+    tls_cert_file: Path | None,
+    tls_key_file: Path | None,
+    basic_auth_user: str | None,
+    basic_auth_password_file: Path | None,
+) -> None:
+    """Serve the formation as Prometheus metrics; every scrape reads it as `status` does (docs/monitoring.md).
+
+    /health answers without reading the DCS. SIGTERM or Ctrl-C stops it (exit 0).
+    """
+    metrics_http.parse_listen(listen)
+    flags = (tls_cert_file, tls_key_file, basic_auth_user, basic_auth_password_file)
+    if web_config is not None and any(flag is not None for flag in flags):
+        raise ConfigurationError(
+            "--web-config", str(web_config), "give it or the --tls-*/--basic-auth-* flags, not both"
+        )
+    if web_config is not None:
+        web = metrics_http.load_web_config(web_config)
+    else:
+        web = metrics_http.flag_web_config(
+            tls_cert_file, tls_key_file, basic_auth_user, basic_auth_password_file
+        )
+    paths = list(callback_states)
+    config_path = click.get_current_context().params.get("config_path")
+    if config_path is not None:
+        paths.append(callback_state.state_path(Path(config_path)))
+    paths = list(dict.fromkeys(path.absolute() for path in paths))
+    registry, collector = metrics.make_registry(address, paths, read_timeout)
+    server = metrics_http.make_server(
+        listen, registry, web, "--tls-cert-file" if web_config is None else "--web-config"
+    )
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+    login = f", basic auth ({len(web.users)} user(s))" if web.users else ""
+    progress(
+        f"patroni-citus metrics: serving {server.url}/metrics (the formation is read on every scrape; "
+        f"{len(paths)} callback state file(s)) and {server.url}/health{login}"
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        collector.close()
 
 
 @cli.command("reconcile")

@@ -17,7 +17,8 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from patroni_citus import dcs, metadata, patroni_api
@@ -61,7 +62,9 @@ def with_retries(what: str, action: Callable[[], T], timeout: float) -> T:
 
     retrying = Retrying(
         stop=stop_after_delay(timeout),
-        wait=wait_exponential_jitter(initial=0.3, max=8, jitter=1),
+        # Exponential backoff plus up to 1 s of jitter, spelled so tenacity 8 and 9.2+ (which deprecates
+        # wait_exponential_jitter's `initial`) both accept it.
+        wait=wait_exponential(multiplier=0.3, max=8) + wait_random(0, 1),
         retry=retry_if_exception_type(PatroniCitusError),
         before_sleep=log_attempt,
         reraise=True,

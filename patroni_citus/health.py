@@ -23,6 +23,26 @@ from patroni_citus.topology import FormationSnapshot
 UNSYNCED = "metadata_not_synced"
 #: Secondary rows wait for a metadata resync before they can be added or removed.
 WAITS_FOR_RESYNC = ("secondary_missing", "secondary_stale")
+#: Every Problem.kind this module reports (docs/status.md explains each): the exporter emits one
+#: series per kind, zeros included, so a dashboard or alert never meets a missing series.
+KINDS = (
+    "no_leader",
+    "row_not_at_leader",
+    "group_missing",
+    "row_without_group",
+    "row_inactive",
+    "secondary_missing",
+    "secondary_stale",
+    UNSYNCED,
+    "dcs_preload",
+    "preload",
+    "pending_restart",
+    "extension_missing",
+    "member_unreachable",
+    "version_mismatch",
+    "coordinator_shards",
+    "coordinator_unreachable",
+)
 
 
 @dataclass(frozen=True)

@@ -325,7 +325,15 @@ def set_role_verifier(connection: Connection, rolename: str, verifier: str) -> N
         raise MetadataError(f"alter role {rolename}: {reason}") from None
 
 
-def member_facts(connection: Connection) -> tuple[str, bool, str | None]:
-    """(shared_preload_libraries, in recovery, citus extension version or None) of one member."""
-    preload, in_recovery, version = _execute(connection, "member_facts")[0]
-    return str(preload), bool(in_recovery), None if version is None else str(version)
+def member_facts(connection: Connection) -> tuple[str, bool, str | None, float | None]:
+    """(shared_preload_libraries, in recovery, citus extension version, replay lag seconds) of one member.
+
+    The version is None without the extension; the lag is None on a primary (see member_facts.sql).
+    """
+    preload, in_recovery, version, replay_lag = _execute(connection, "member_facts")[0]
+    return (
+        str(preload),
+        bool(in_recovery),
+        None if version is None else str(version),
+        None if replay_lag is None else float(str(replay_lag)),
+    )

@@ -35,9 +35,13 @@ def collect(
     address: topology.FormationAddress,
     sync_grace: float,
     report: Callable[[str], None],
+    timings: dict[str, float] | None = None,
 ) -> StatusResult:
-    """Read and judge; a metadata resync still in flight gets sync_grace seconds to finish (converging)."""
-    snapshot = topology.read_formation(address)
+    """Read and judge; a metadata resync still in flight gets sync_grace seconds to finish (converging).
+
+    timings, when given, receives the seconds each part of the read took (topology.READ_PARTS).
+    """
+    snapshot = topology.read_formation(address, timings)
     problems = health.find_problems(snapshot)
     deadline = time.monotonic() + sync_grace
     waiting = False

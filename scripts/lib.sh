@@ -8,6 +8,7 @@ PG_MAJOR=${PG_MAJOR:-15}
 SYSTEM_PACKAGES=(
   "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" postgresql-client
   etcd-server etcd-client zookeeper
+  prometheus  # promtool for docs/alerts.yml, and the real server the metrics test scrapes with
   python3 python3-venv python3-dev gcc make procps ca-certificates curl iproute2 util-linux
 )
 

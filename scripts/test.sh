@@ -15,11 +15,15 @@ ruff check .
 ruff format --check .
 echo "==> mypy"
 mypy
+echo "==> promtool (docs/alerts.yml)"
+promtool check rules docs/alerts.yml
+promtool test rules tests/unit/alerts_test.yml
 echo "==> hadolint"
 hadolint Dockerfile tests/container/etcd.Containerfile
 echo "==> pytest"
-# The partition drill (tests/integration/test_partition.py) needs root for ip netns: fail, not skip.
-PATRONI_CITUS_REQUIRE_NETNS=1 pytest -p no:cacheprovider --ignore=tests/container "$@"
+# The partition drill (tests/integration/test_partition.py) needs root for ip netns, and the alert rules
+# and metrics tests need Debian's prometheus (promtool, the server): fail, not skip.
+PATRONI_CITUS_REQUIRE_NETNS=1 PATRONI_CITUS_REQUIRE_PROMETHEUS=1 pytest -p no:cacheprovider --ignore=tests/container "$@"
 # The image and compose.yaml, for real under rootful podman (docs/container.md): host setup and
 # the stand-in build first, then the drill; here a missing prerequisite fails instead of skipping.
 echo "==> container image (scripts/container-setup.sh)"

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +21,13 @@ from typing import Any
 
 import yaml
 
-from patroni_citus import convergence, patroni_api, rotation
+from patroni_citus import callback_state, convergence, patroni_api, rotation
 from patroni_citus.errors import ConfigurationError, PatroniCitusError, UnreachableError
 from patroni_citus.local import certs, etcd, network, pgtree, processes, zookeeper
 from patroni_citus.local.layout import (
     ETCD_CLI_USER,
     ETCD_PATRONI_USER,
+    LOOPBACK,
     FormationLayout,
     FormationState,
     MemberLayout,
@@ -354,17 +357,68 @@ def _spawn_member(state: FormationState, member: MemberLayout, user: Any) -> int
     return pid
 
 
+def _exporter_answers(layout: FormationLayout) -> bool:
+    try:
+        with urllib.request.urlopen(f"{layout.metrics_url}/health", timeout=1) as answer:  # noqa: S310
+            return bool(answer.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _start_metrics(state: FormationState, user: Any, report: Reporter) -> None:
+    """`up --metrics`: `patroni-citus metrics` for this formation, reading every member's callback state."""
+    layout = state.layout
+    argv = [
+        str(default_scripts_dir() / "patroni-citus"),
+        "metrics",
+        "-c",
+        str(layout.member(0, 0).config_path),  # mode 0600, the service user's: the exporter runs as it
+        "--listen",
+        f"{LOOPBACK}:{layout.metrics_port}",
+        *(f"--callback-state={callback_state.state_path(m.config_path)}" for m in layout.all_members()),
+    ]
+    env = _daemon_environment(Path(state.bindir), layout.base)
+    pid = processes.spawn(argv, layout.metrics_log_path, cwd=layout.base, env=env, user=user)
+    state.metrics_pid = pid
+    state.save()
+    what = f"the metrics exporter (pid {pid})"
+    processes.wait_ready(pid, what, lambda: _exporter_answers(layout), layout.metrics_log_path, 30, 0.2)
+    report(f"metrics: {layout.metrics_url}/metrics (exporter pid {pid}, log {layout.metrics_log_path})")
+
+
+def _stop_metrics(state: FormationState, report: Reporter) -> None:
+    pid = state.metrics_pid
+    if pid and processes.is_alive(pid) and " metrics " in processes.command_line(pid):
+        processes.stop(pid, 10)
+        report("metrics exporter: stopped")
+    state.metrics_pid = None
+
+
 def up(
     layout: FormationLayout,
     citus: str,
     source_bindir: Path | None,
     report: Reporter,
     timeout: float = 240.0,
+    with_metrics: bool = False,
 ) -> FormationState:
-    """Start the DCS and every member, wait until each group has a leader; stop everything on failure."""
+    """Start the DCS and every member, wait until each group has a leader; stop everything on failure.
+
+    with_metrics also starts the formation's exporter (`patroni-citus metrics`) on layout.metrics_port.
+    """
+    if with_metrics and layout.mode != "callbacks":
+        raise ConfigurationError(
+            "--metrics",
+            "on",
+            "local up starts the exporter for --mode callbacks only; for builtin, run "
+            "`patroni-citus metrics --dcs URL --formation NAME` yourself",
+        )
     existing = FormationState.load(layout.base)
     if existing is not None:
-        if any(processes.is_alive(pid) for pid in [existing.dcs_pid, *existing.member_pids.values()]):
+        if any(
+            processes.is_alive(pid)
+            for pid in [existing.dcs_pid, existing.metrics_pid, *existing.member_pids.values()]
+        ):
             raise FormationError(f"a formation is already running in {layout.base}; run `local down` first")
         if existing.layout != layout:
             old = existing.layout
@@ -402,6 +456,8 @@ def up(
             report(f"{member.name}: Patroni started (pid {pid}), PostgreSQL port {member.postgres_port}")
         _wait_for_members(state, report, timeout)
         _wait_for_metadata(layout, report, timeout)
+        if with_metrics:
+            _start_metrics(state, user, report)
     except BaseException:
         report("start failed: stopping what was started (files and logs are kept)")
         down(layout.base, purge=False, report=report)
@@ -455,6 +511,7 @@ def _stop_callbacks(layout: FormationLayout, report: Reporter) -> None:
 def down(base_dir: Path, purge: bool, report: Reporter) -> None:
     """Stop every process the formation in base_dir started; remove its files only with purge."""
     state = _load_state(base_dir)
+    _stop_metrics(state, report)
     _stop_members(state, report)
     _stop_dcs(state, report)
     state.dcs_pid = None

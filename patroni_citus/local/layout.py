@@ -173,6 +173,19 @@ class FormationLayout:
         return f"{scheme}://{self.dcs_hosts}"
 
     @property
+    def metrics_port(self) -> int:
+        """`local up --metrics`: where the formation's exporter listens (on 127.0.0.1)."""
+        return self.port_base + 90
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.metrics_port}"
+
+    @property
+    def metrics_log_path(self) -> Path:
+        return self.base / "metrics.log"
+
+    @property
     def etcd_dir(self) -> Path:
         return self.base / "etcd"
 
@@ -275,6 +288,7 @@ class FormationState:
     citus: str
     dcs_pid: int | None = None  # etcd's or ZooKeeper's, after layout.dcs
     member_pids: dict[str, int] = field(default_factory=dict)
+    metrics_pid: int | None = None  # `up --metrics`: the exporter's
 
     @property
     def etcd_pid(self) -> int | None:
@@ -302,6 +316,7 @@ class FormationState:
                 citus=raw["citus"],
                 dcs_pid=raw.get("dcs_pid", raw.get("etcd_pid")),  # etcd_pid: before --dcs
                 member_pids={str(k): int(v) for k, v in raw.get("member_pids", {}).items()},
+                metrics_pid=raw.get("metrics_pid"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigurationError(

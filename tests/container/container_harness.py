@@ -241,6 +241,7 @@ class ComposeFormation:
     workdir: Path
     passwords: dict[str, str] = field(repr=False)
     coordinator_ports: tuple[int, int] = (0, 0)
+    metrics_port: int = 0
     volumes_seen: set[str] = field(default_factory=set)
 
     @property
@@ -264,6 +265,7 @@ class ComposeFormation:
             "PATRONI_CITUS_TLS_DIR": str(self.tls_dir),
             "PATRONI_CITUS_COORDINATOR_A_PORT": str(self.coordinator_ports[0]),
             "PATRONI_CITUS_COORDINATOR_B_PORT": str(self.coordinator_ports[1]),
+            "PATRONI_CITUS_METRICS_PORT": str(self.metrics_port),
         }
 
     def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -478,6 +480,7 @@ def compose_formation(
         workdir=workdir,
         passwords=passwords,
         coordinator_ports=(free_port(), free_port()),
+        metrics_port=free_port(),
     )
     make_demo_certs(formation.tls_dir)
     progress(f"compose project {formation.project}: up (image {IMAGE})")

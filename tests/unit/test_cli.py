@@ -379,3 +379,48 @@ def test_callbacks_help(capsys: pytest.CaptureFixture[str], entry: str) -> None:
         main(["--help"])
     assert caught.value.code == 0
     assert "--config" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------------
+# metrics: bad web settings are one line and exit 2, before anything is read or bound
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "setting"),
+    [
+        (["--listen", "nowhere"], "--listen"),
+        (["--web-config", "/nonexistent/web.yml"], "--web-config"),
+        (["--web-config", "/x.yml", "--basic-auth-user", "u"], "--web-config"),
+        (["--basic-auth-user", "prom"], "--basic-auth-user"),
+        (["--tls-cert-file", "/x.crt"], "--tls-cert-file"),
+    ],
+)
+def test_metrics_bad_web_settings_exit_2(
+    clean_process_env: pytest.MonkeyPatch, extra: list[str], setting: str
+) -> None:
+    result = run("metrics", "--dcs", "http://127.0.0.1:1", "--formation", "x", *extra)
+    assert result.exit_code == 2, result.output
+    assert setting in one_error_line(result)
+
+
+def test_metrics_never_shows_a_basic_auth_password(
+    clean_process_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    password = tmp_path / "password"
+    password.write_text("hunter2-Secret\n")
+    result = run(
+        "metrics",
+        "--dcs",
+        "http://127.0.0.1:1",
+        "--formation",
+        "x",
+        "--listen",
+        "192.0.2.1:9645",  # TEST-NET-1: never this host's, so binding fails
+        "--basic-auth-user",
+        "prom",
+        "--basic-auth-password-file",
+        str(password),
+    )
+    assert result.exit_code == 2 and "--listen" in one_error_line(result)
+    assert "hunter2" not in result.output
