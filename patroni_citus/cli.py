@@ -8,6 +8,7 @@ import pwd
 import shlex
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -610,12 +611,15 @@ def reconcile_command(
         if not changes:
             click.echo("nothing to change: every group's DCS config and pg_dist_node row are right")
         return
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+    # SIGTERM ends the loop between rounds, never inside one: a round interrupted anywhere (inside
+    # Patroni's DCS client, say) could leave a lock held that the interpreter's exit then waits on.
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
     progress(f"reconciling every {every:g}s; SIGTERM or Ctrl-C stops")
     try:
-        while True:
+        while not stopping.is_set():
             _reconcile_round_reported(address, dry_run, as_json)
-            time.sleep(every)
+            stopping.wait(every)
     except KeyboardInterrupt:
         sys.exit(0)
 
