@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from patroni_citus import convergence, hold
+from patroni_citus import convergence, hold, pooler_pause
 from patroni_citus.dcs import LEADER_ROLES
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.member_config import MemberConfig, load_member_config
@@ -110,8 +110,9 @@ def _converge_as_replica(config: MemberConfig, stopping: bool) -> None:
 
 def before_stop(config: MemberConfig) -> None:
     """Right before Patroni stops PostgreSQL on purpose: a worker primary holds its group's clients
-    on the coordinator until the group has a primary again; a replica gives up its secondary row
-    first, so reads move to the group's other members before it goes away."""
+    on the coordinator until the group has a primary again; a coordinator primary pauses the
+    poolers in front of it until they point at the next primary; a replica gives up its secondary
+    row first, so reads move to the group's other members before it goes away."""
     stopping = hold.stopping_primary(config)
     if stopping is None:
         try:
@@ -120,7 +121,10 @@ def before_stop(config: MemberConfig) -> None:
             log.info("secondary row left for on_stop to remove: %s", exc)
         return
     if config.citus.is_coordinator:
-        log.info("coordinator primary stopping: nothing can hold clients on the coordinator itself")
+        if not config.citus.poolers:
+            log.info("coordinator primary stopping: no pooler configured (CITUS_POOLERS) to hold clients")
+            return
+        log.info("%s", pooler_pause.start(stopping))
         return
     log.info("%s", hold.start_holder(stopping))
 
