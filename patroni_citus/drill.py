@@ -72,6 +72,8 @@ class Load:
     dsn: str
     ids: Iterator[int]
     interval: float = 0.05
+    pooled: bool = False
+    """Through PgBouncer: no startup options (PgBouncer 1.18 refuses them), so no secondary reads."""
     outcomes: list[Outcome] = field(default_factory=list)
     acknowledged: list[int] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -83,7 +85,10 @@ class Load:
             started = time.monotonic()
             try:
                 if connection is None:
-                    connection = psycopg2.connect(self.dsn, connect_timeout=2, options=options)
+                    if self.pooled:
+                        connection = psycopg2.connect(self.dsn, connect_timeout=2)
+                    else:
+                        connection = psycopg2.connect(self.dsn, connect_timeout=2, options=options)
                     connection.autocommit = True
                 with connection.cursor() as cursor:
                     statement(cursor)
@@ -108,12 +113,12 @@ class Load:
             cursor.fetchall()
 
     def start(self) -> None:
-        loads = (
+        loads = [
             ("write", self._write, SESSION_OPTIONS),
             ("read", self._read, SESSION_OPTIONS),
             ("secondary-read", self._read, f"{SESSION_OPTIONS} {SECONDARY_READS}"),
-        )
-        for kind, statement, options in loads:
+        ]
+        for kind, statement, options in loads[:2] if self.pooled else loads:
             thread = threading.Thread(target=self._loop, args=(kind, statement, options), daemon=True)
             thread.start()
             self.threads.append(thread)

@@ -138,6 +138,12 @@ def resume(connection: psycopg2.extensions.connection, database: str) -> None:
     _execute(connection, _for_database("RESUME", database))
 
 
+def reload_once(login: PoolerLogin) -> None:
+    """RELOAD on a fresh console session: the pooler rereads its files."""
+    with closing(connect(login)) as connection:
+        run(connection, "RELOAD")
+
+
 def resume_once(login: PoolerLogin, database: str) -> None:
     """RESUME database on a fresh console session."""
     with closing(connect(login)) as connection:
