@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import pwd
@@ -651,10 +652,13 @@ def pooler_watch_command(address: FormationAddress) -> None:
     """Keep this host's PgBouncer on the coordinator group's running primary (reads the DCS every 50 ms).
 
     Rewrites the include file and RELOADs/RECONNECTs PgBouncer when the primary changes; ends a pause
-    once PgBouncer points at the next primary, or after CITUS_HOLD_TIMEOUT. SIGTERM stops it (exit 0).
+    once PgBouncer points at the next primary, or after CITUS_HOLD_TIMEOUT. With --dcs it asks the
+    coordinators whether they are primary as CITUS_POOLER_CLIENT_USER. SIGTERM stops it (exit 0).
     """
     settings = load_pooler_settings(os.environ)
     host, port = settings.admin_address
+    if not address.credentials.password:  # --dcs: probe the coordinators as the pooler's client login
+        address = dataclasses.replace(address, credentials=settings.client)
     watcher = pooler_watch.Watcher(
         address=address,
         files=pooler_config.PoolerFiles(Path(settings.config_dir)),

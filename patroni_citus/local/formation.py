@@ -405,7 +405,7 @@ def up(
             made = certs.ensure_formation_certificates(layout, user)
             report(f"tls: {len(made)} certificate(s) made under {layout.tls_dir}" if made else "tls: reusing")
         superuser_password = layout.secret("superuser").read_text().rstrip("\r\n")
-        pooler.prepare(layout, user, superuser_password, _pgpass_text(layout))
+        pooler.prepare(layout, user, superuser_password)
         for member in layout.all_members():
             _prepare_member(layout, member, bindir, user)
         _write_operator_pgpass(layout)

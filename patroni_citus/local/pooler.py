@@ -46,10 +46,6 @@ def _client_password_file(layout: FormationLayout) -> Path:
     return layout.pooler_dir / "client.password"
 
 
-def _watcher_pgpass(layout: FormationLayout) -> Path:
-    return layout.pooler_dir / "pgpass"
-
-
 def member_variables(layout: FormationLayout, group: int) -> dict[str, str]:
     """What a coordinator member's before_stop needs: where the pooler is and how to log in to it."""
     if not layout.pooler or group != 0:
@@ -80,7 +76,7 @@ def admin_login(layout: FormationLayout) -> pgbouncer.PoolerLogin:
     return pgbouncer.PoolerLogin(Endpoint(LOOPBACK, layout.pooler_port), Credentials(ADMIN_USER, password))
 
 
-def prepare(layout: FormationLayout, user: Any, superuser_password: str, pgpass_line: str) -> None:
+def prepare(layout: FormationLayout, user: Any, superuser_password: str) -> None:
     """The pooler's directory and password files (before the members render: their tags name them)."""
     if not layout.pooler:
         return
@@ -90,7 +86,6 @@ def prepare(layout: FormationLayout, user: Any, superuser_password: str, pgpass_
     if not _admin_password_file(layout).exists():
         write_private_file(_admin_password_file(layout), secrets.token_urlsafe(24) + "\n", owner=owner)
     write_private_file(_client_password_file(layout), superuser_password + "\n", owner=owner)
-    write_private_file(_watcher_pgpass(layout), pgpass_line, owner=owner)
     write_config(load_pooler_settings(pooler_variables(layout)), files(layout), owner)
 
 
@@ -100,7 +95,6 @@ def _daemon_env(layout: FormationLayout) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "HOME": str(layout.pooler_dir),
-        "PGPASSFILE": str(_watcher_pgpass(layout)),
         **pooler_variables(layout),
     }
 
