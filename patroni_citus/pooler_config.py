@@ -89,6 +89,10 @@ def render_ini(settings: PoolerSettings, files: PoolerFiles) -> str:
         lines.append(f"server_tls_ca_file = {settings.server_sslrootcert}")
     lines += [
         "ignore_startup_parameters = extra_float_digits",
+        # After a login to a dead primary fails, PgBouncer waits server_login_retry before it tries
+        # again, even at a new host after RELOAD, and meanwhile refuses new clients: 15 s by default.
+        "server_login_retry = 0.25",
+        "server_connect_timeout = 5",
         "",
     ]
     return "\n".join(lines)
