@@ -568,8 +568,8 @@ def _pooler_tags(env: _Environment) -> dict[str, Any]:
             None,
             "required with CITUS_POOLERS: the poolers' admin password",
         )
-    if password_file is not None:
-        read_password_file("CITUS_POOLER_ADMIN_PASSWORD_FILE", password_file)
+    # Its content is checked when rendering (load_settings), not when a callback reads the tags back:
+    # a pooler's password file gone missing must not stop a member's Citus registration.
     return {"poolers": poolers, "pooler_admin_user": user, "pooler_admin_password_file": password_file}
 
 
@@ -895,6 +895,8 @@ def load_settings_with_consumed(environ: Mapping[str, str]) -> tuple[Settings, f
     tls = _server_tls(env)
     citus = _load_citus(env, tls.ca_file)
     settings = Settings(citus=citus, patroni=_load_patroni(env, tls))
+    if citus.pooler_admin_password_file is not None:
+        read_password_file("CITUS_POOLER_ADMIN_PASSWORD_FILE", citus.pooler_admin_password_file)
     if citus.hold_timeout >= settings.patroni.ttl:
         raise ConfigurationError(
             "CITUS_HOLD_TIMEOUT",

@@ -646,10 +646,12 @@ def rotate_password(base_dir: Path, new_password: str, dry_run: bool) -> LocalRo
     files = [f"{verb} rewrite {path}" for path in (secret, layout.pgpass_path)]
     members: list[str] = []
     unreloaded: list[str] = []
+    user = processes.service_user()
     if not dry_run:
         write_private_file(secret, new_password + "\n")
         _write_operator_pgpass(layout)
-    user = processes.service_user()
+        if layout.pooler:  # PgBouncer logs in to the coordinator with the client's password
+            files.append(pooler.refresh(state, user, new_password))
     for member in layout.all_members():
         if dry_run:
             members.append(f"{member.name}: would re-render {member.config_path} and reload Patroni")

@@ -89,6 +89,18 @@ def prepare(layout: FormationLayout, user: Any, superuser_password: str) -> None
     write_config(load_pooler_settings(pooler_variables(layout)), files(layout), owner)
 
 
+def refresh(state: FormationState, user: Any, superuser_password: str) -> str:
+    """A new superuser password: render the userlist again and have a running PgBouncer reread it."""
+    prepare(state.layout, user, superuser_password)
+    if not is_ours(state.pooler_pid, "pgbouncer"):
+        return f"did rewrite {files(state.layout).userlist}; PgBouncer is not running, it reads it at start"
+    try:
+        pgbouncer.reload_once(admin_login(state.layout))
+    except PatroniCitusError as exc:
+        return f"did rewrite {files(state.layout).userlist}; RELOAD of PgBouncer FAILED ({exc}): reload it"
+    return f"did rewrite {files(state.layout).userlist} and RELOAD PgBouncer"
+
+
 def _daemon_env(layout: FormationLayout) -> dict[str, str]:
     return {
         "PATH": f"{default_scripts_dir()}:/usr/local/bin:/usr/bin:/bin:/usr/sbin",
@@ -118,7 +130,7 @@ def start_watcher(state: FormationState, user: Any, report: Reporter) -> int:
         layout.name,
     ]
     target = files(layout).databases
-    if not processes.is_alive(state.watcher_pid):
+    if not is_ours(state.watcher_pid, "watcher"):
         state.watcher_pid = processes.spawn(
             argv, layout.pooler_dir / "watcher.log", layout.pooler_dir, _daemon_env(layout), user
         )
@@ -146,7 +158,7 @@ def _answers(layout: FormationLayout) -> bool:
 
 def start_pgbouncer(state: FormationState, user: Any, report: Reporter) -> int:
     layout = state.layout
-    if not processes.is_alive(state.pooler_pid):
+    if not is_ours(state.pooler_pid, "pgbouncer"):
         argv = [_pgbouncer_binary(), str(files(layout).ini)]
         state.pooler_pid = processes.spawn(
             argv, layout.pooler_dir / "pgbouncer.log", layout.pooler_dir, _daemon_env(layout), user

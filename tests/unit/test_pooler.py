@@ -166,6 +166,10 @@ def test_coordinator_tags_carry_the_poolers_but_never_the_password(
     citus = load_member_config(path).citus
     assert citus.poolers == ("pgb-1:6432",)
     assert citus.pooler_admin_password_file == pooler_env["CITUS_POOLER_ADMIN_PASSWORD_FILE"]
+    os.unlink(pooler_env["CITUS_POOLER_ADMIN_PASSWORD_FILE"])
+    assert load_member_config(path).citus.poolers, "callbacks still load; only the pause needs the file"
+    with pytest.raises(ConfigurationError):
+        pgbouncer.settings_logins(load_member_config(path).citus)
 
 
 def test_poolers_need_the_admin_password_file(base_env: dict[str, str], pooler_env: dict[str, str]) -> None:
@@ -175,6 +179,8 @@ def test_poolers_need_the_admin_password_file(base_env: dict[str, str], pooler_e
         load_settings(environ)
     with pytest.raises(ConfigurationError, match=r"^CITUS_POOLERS"):
         load_settings({**environ, "CITUS_POOLERS": "pgb-1"})
+    with pytest.raises(ConfigurationError, match=r"^CITUS_POOLER_ADMIN_PASSWORD_FILE"):
+        load_settings({**environ, "CITUS_POOLER_ADMIN_PASSWORD_FILE": "/nonexistent"})
 
 
 def test_pooler_render_refuses_with_one_line_and_writes_nothing(
