@@ -20,10 +20,10 @@ from contextlib import closing, contextmanager
 
 import psycopg2
 import pytest
-from harness import LocalFormation, local_formation, run_cli, wait_until
+from harness import LocalFormation, in_background, local_formation, run_cli, wait_until
 from test_callbacks import leader_of, member_named, wait_ready_to_fail_over
 
-from patroni_citus import drill, patroni_api, pgbouncer
+from patroni_citus import drill, patroni_api, pgbouncer, switchover
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.local import pooler
 from patroni_citus.planner import Endpoint
@@ -129,6 +129,31 @@ def test_coordinator_switchover_through_pgbouncer_fails_no_statement(formation: 
     ):
         cursor.execute(f"SELECT count(*) FROM {drill.TABLE} WHERE id = ANY(%s)", (load.acknowledged,))  # noqa: S608
         assert cursor.fetchone() == (len(load.acknowledged),), "an acknowledged write is missing"
+
+
+def test_patronictl_switchover_of_the_coordinator_pauses_pgbouncer_too(formation: LocalFormation) -> None:
+    """Patroni's own tool runs the same before_stop: clients through PgBouncer wait, not fail."""
+    wait_ready_to_fail_over(formation, 0)
+    old = leader_of(formation, 0)
+    assert old is not None
+    watch = switchover.PauseWatch([pooler.admin_login(formation.layout)], DATABASE)
+    with pooled_load(formation) as load, in_background(watch.run, watch.stop):
+        drill.patronictl(
+            "callbacks",
+            0,
+            member_named(formation, old),
+            "switchover",
+            formation.layout.scope(0),
+            "--leader",
+            old,
+        )
+        wait_until("the switchover", lambda: leader_of(formation, 0) not in (None, old), 60)
+        wait_until("PgBouncer at the new leader", lambda: points_at_leader(formation), 30, interval=0.05)
+    judged = [o for o in load.outcomes if o.kind in ("write", "read")]
+    failed = [o for o in judged if not o.ok]
+    print(f"patronictl switchover: PgBouncer paused {watch.longest}s, {len(judged)} statements")
+    assert not failed, f"{len(failed)} of {len(judged)} statements failed through PgBouncer"
+    assert watch.longest is not None, "before_stop did not pause PgBouncer for patronictl's switchover"
 
 
 def test_a_coordinator_crash_repoints_pgbouncer_after_the_promotion(formation: LocalFormation) -> None:
