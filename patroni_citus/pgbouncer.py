@@ -15,7 +15,7 @@ import re
 import select
 import time
 from collections.abc import Iterable, Mapping
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -185,7 +185,8 @@ def pause_within(login: PoolerLogin, database: str, seconds: float) -> bool:
             cursor.execute(command)
             paused = _ready(connection, deadline)
     except psycopg2.Error as exc:
-        resume_once(login, database)  # it may have been issued: never leave it behind
+        with suppress(PatroniCitusError):  # it may have been issued: never leave it behind
+            resume_once(login, database)
         raise PoolerError(f"PAUSE on {login}: {str(exc).strip().splitlines()[0]}") from None
     if not paused:  # the PAUSE stays pending without its session: take it back
         resume_once(login, database)
