@@ -37,7 +37,7 @@ RUN groupadd --system --gid 999 postgres \
 # hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      "postgresql-${PG_MAJOR}" python3 \
+      "postgresql-${PG_MAJOR}" python3 pgbouncer \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb /var/cache/debconf/*-old /var/log/apt/* /var/log/dpkg.log
 
 

@@ -4,6 +4,10 @@ For each mode, starts a local formation (coordinator + worker group(s), --member
 mode, the same Patroni ttl/loop_wait), runs every scenario --runs times under a 50 ms write load, a
 read load, and a read load with citus.use_secondary_nodes = 'always' (the groups' secondaries),
 prints min/median/max per figure and the callbacks/builtin ratio of medians, and tears down.
+coordinator-pooler-switchover runs its load through a PgBouncer (the formation is started with
+--pooler for it): in callbacks mode through `patroni-citus switchover --group 0` (before_stop pauses
+PgBouncer), in built-in mode through Patroni's REST switchover with the same watcher repointing
+PgBouncer but nothing pausing it. Its max_latency_s is the longest pause clients saw.
 
     python benchmarks/failover.py [--runs 3] [--scenario worker-kill ...] [--mode callbacks|builtin]
                                   [--workers 1] [--members 3] [--json PATH]
@@ -31,7 +35,14 @@ def run_mode(mode: str, args: argparse.Namespace, bindir: Path, citus: str) -> d
     base = Path(tempfile.mkdtemp(prefix=f"patroni-citus-failover-{mode}-"))
     os.chmod(base, 0o755)  # noqa: S103 - the postgres OS user must traverse it
     layout = FormationLayout(
-        str(base), "bench", args.workers, args.members, args.port_base, synchronous=True, mode=mode
+        str(base),
+        "bench",
+        args.workers,
+        args.members,
+        args.port_base,
+        synchronous=True,
+        mode=mode,
+        pooler=drill.POOLED in args.scenarios,
     )
     try:
         report(f"== {mode}: starting a formation (Citus: {citus})")

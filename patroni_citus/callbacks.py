@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from patroni_citus import callback_state, convergence, hold
+from patroni_citus import callback_state, convergence, hold, pooler_pause
 from patroni_citus.dcs import LEADER_ROLES
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.member_config import MemberConfig, load_member_config
@@ -133,15 +133,19 @@ def _converge_as_replica(config: MemberConfig, tally: Tally, stopping: bool) -> 
 
 def before_stop(config: MemberConfig, tally: Tally) -> None:
     """Right before Patroni stops PostgreSQL on purpose: a worker primary holds its group's clients
-    on the coordinator until the group has a primary again; a replica gives up its secondary row
-    first, so reads move to the group's other members before it goes away."""
+    on the coordinator until the group has a primary again; a coordinator primary pauses the
+    poolers in front of it until they point at the next primary; a replica gives up its secondary
+    row first, so reads move to the group's other members before it goes away."""
     stopping = hold.stopping_primary(config)
     if stopping is None:
         # One try only, not retried: Patroni waits for this command before it stops PostgreSQL.
         tally.best_effort("secondary removal", lambda: convergence.register_replica(config, stopping=True))
         return
     if config.citus.is_coordinator:
-        log.info("coordinator primary stopping: nothing can hold clients on the coordinator itself")
+        if not config.citus.poolers:
+            log.info("coordinator primary stopping: no pooler configured (CITUS_POOLERS) to hold clients")
+            return
+        log.info("%s", pooler_pause.start(stopping))
         return
     log.info("%s", hold.start_holder(stopping))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import pwd
@@ -26,6 +28,9 @@ from patroni_citus import (
     formation_target,
     metrics,
     metrics_http,
+    pgbouncer,
+    pooler_config,
+    pooler_watch,
     rotation,
     status,
     switchover,
@@ -33,7 +38,8 @@ from patroni_citus import (
 from patroni_citus.errors import ConfigurationError, PatroniCitusError
 from patroni_citus.local import formation
 from patroni_citus.local.layout import DCS_KINDS, NETWORKS, FormationLayout
-from patroni_citus.settings import load_settings
+from patroni_citus.planner import Endpoint
+from patroni_citus.settings import load_pooler_settings, load_settings
 from patroni_citus.template import default_scripts_dir, render_config, write_private_file
 from patroni_citus.topology import FormationAddress
 
@@ -183,6 +189,11 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
     "(every member's callback state included); `local down` stops it.",
 )
 @click.option(
+    "--pooler",
+    is_flag=True,
+    help="Also a PgBouncer in front of the coordinator (port base+80) and its `pooler watch`.",
+)
+@click.option(
     "--timeout", type=float, default=240.0, show_default=True, help="Seconds to wait for each phase."
 )
 @reports_errors
@@ -200,11 +211,22 @@ def local_up(
     dcs: str,
     tls: bool,
     with_metrics: bool,
+    pooler: bool,
     timeout: float,
 ) -> None:
     """Start the DCS and every member; print progress and the coordinator's connection string."""
     layout = FormationLayout(
-        str(base_dir.absolute()), name, workers, members, port_base, synchronous, mode, network, dcs, tls
+        str(base_dir.absolute()),
+        name,
+        workers,
+        members,
+        port_base,
+        synchronous,
+        mode,
+        network,
+        dcs,
+        tls,
+        pooler,
     )
     formation.up(layout, citus, pg_bindir, progress, timeout, with_metrics)
 
@@ -249,6 +271,29 @@ def local_stop_member(base_dir: Path, name: str, kill: bool) -> None:
 def local_start_member(base_dir: Path, name: str) -> None:
     """Start one stopped member again."""
     formation.start_member(base_dir.absolute(), name, progress)
+
+
+@local.command("stop-pooler")
+@base_dir_option
+@click.option("--kill", is_flag=True, help="SIGKILL (simulate a crash).")
+@click.option(
+    "--only",
+    type=click.Choice(("pgbouncer", "watcher")),
+    help="Stop only PgBouncer or only its watcher (default: both).",
+)
+@reports_errors
+def local_stop_pooler(base_dir: Path, kill: bool, only: str | None) -> None:
+    """Stop the formation's PgBouncer and its watcher (`local up --pooler`)."""
+    which = (only,) if only else ("watcher", "pgbouncer")
+    formation.stop_pooler(base_dir.absolute(), which, kill, progress)
+
+
+@local.command("start-pooler")
+@base_dir_option
+@reports_errors
+def local_start_pooler(base_dir: Path) -> None:
+    """Start the formation's watcher and PgBouncer again, whichever is not running."""
+    formation.start_pooler(base_dir.absolute(), progress)
 
 
 @local.command("isolate")
@@ -656,7 +701,12 @@ def _reconcile_round_reported(address: FormationAddress, dry_run: bool, as_json:
 
 @cli.command("switchover")
 @formation_options
-@click.option("--group", type=click.IntRange(min=1), required=True, help="Worker group to switch over.")
+@click.option(
+    "--group",
+    type=click.IntRange(min=0),
+    required=True,
+    help="Group to switch over: a worker group, or 0 (the coordinator, paused in its poolers).",
+)
 @click.option("--candidate", help="Member to promote (default: the replica with least lag).")
 @click.option(
     "--timeout", type=click.FloatRange(min=5), default=60.0, show_default=True, help="Seconds to wait."
@@ -670,10 +720,70 @@ def switchover_command(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Planned worker switchover: client statements wait on the coordinator instead of failing."""
+    """Planned switchover: client statements wait (on the coordinator, or group 0 in its poolers)."""
     result = switchover.switchover(address, group, candidate, progress, timeout)
     if as_json:
         click.echo(json.dumps(result.__dict__, indent=2))
+
+
+@cli.group()
+def pooler() -> None:
+    """A PgBouncer in front of the coordinator group: render its config, keep it on the primary."""
+
+
+@pooler.command("render")
+@click.option("--owner", help="OS user to own the written files (default: the caller).")
+@reports_errors
+def pooler_render(owner: str | None) -> None:
+    """Write pgbouncer.ini and its userlist (mode 0600) into CITUS_POOLER_CONFIG_DIR, from CITUS_POOLER_*.
+
+    The include file with the target ([databases]) is the watcher's: `pooler watch` writes it.
+    """
+    settings = load_pooler_settings(os.environ)
+    owner_ids = None
+    if owner is not None:
+        try:
+            entry = pwd.getpwnam(owner)
+        except KeyError:
+            raise ConfigurationError("--owner", owner, "no such OS user") from None
+        owner_ids = (entry.pw_uid, entry.pw_gid)
+    files = pooler_config.PoolerFiles(Path(settings.config_dir))
+    for path in pooler_config.write_config(settings, files, owner_ids):
+        progress(f"wrote {path} (mode 0600)")
+
+
+@pooler.command("watch")
+@formation_options
+@reports_errors
+def pooler_watch_command(address: FormationAddress) -> None:
+    """Keep this host's PgBouncer on the coordinator group's running primary (reads the DCS every 50 ms).
+
+    Rewrites the include file and RELOADs/RECONNECTs PgBouncer when the primary changes; ends a pause
+    once PgBouncer points at the next primary, or after CITUS_HOLD_TIMEOUT. With --dcs it asks the
+    coordinators whether they are primary as CITUS_POOLER_CLIENT_USER. SIGTERM stops it (exit 0).
+    """
+    settings = load_pooler_settings(os.environ)
+    host, port = settings.admin_address
+    if not address.credentials.password:  # --dcs: probe the coordinators as the pooler's client login
+        address = dataclasses.replace(address, credentials=settings.client)
+    watcher = pooler_watch.Watcher(
+        address=address,
+        files=pooler_config.PoolerFiles(Path(settings.config_dir)),
+        pooler=pgbouncer.PoolerLogin(Endpoint(host, port), settings.admin),
+        database=settings.database,
+        report=lambda line: click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True),
+        judge=pooler_watch.PauseJudge(settings.hold_timeout),
+    )
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    progress(f"watching for PgBouncer at {host}:{port}; SIGTERM or Ctrl-C stops")
+    with contextlib.suppress(KeyboardInterrupt):
+        pooler_watch.watch(watcher, lambda: stopping)
 
 
 @cli.command("rotate-password")

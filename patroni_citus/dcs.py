@@ -191,6 +191,14 @@ def read_cluster(config: DcsConfig, scope: str) -> Cluster | None:
     return None if _is_empty(plain) else cluster_from_patroni(scope, plain)
 
 
+def reread(config: DcsConfig, cluster: Cluster) -> Cluster | None:
+    """The same cluster read again, alone (ours: its scope; built-in mode: its group of the scope)."""
+    if cluster.builtin_group is None:
+        return read_cluster(config, cluster.scope)
+    scope = cluster.scope.rsplit("/", 1)[0]
+    return next((c for c in _read_scope(config, scope) if c.builtin_group == cluster.builtin_group), None)
+
+
 def formation_scopes(scopes: list[str], name: str) -> list[str]:
     """The scopes that can belong to formation NAME: ours are NAME-<group>, built-in mode's NAME.
 

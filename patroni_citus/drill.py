@@ -3,6 +3,9 @@
 A writer inserts one small distributed row every 50 ms and a reader reads the last acknowledged one,
 both through the coordinator (multi-host libpq, read-write); a second reader does the same in a
 session with ``citus.use_secondary_nodes = 'always'``, so Citus sends it to the groups' secondaries.
+The coordinator-pooler-switchover scenario sends the writer and the reader through the formation's
+PgBouncer instead (no secondary reader: PgBouncer 1.18 passes no startup options); its longest
+statement latency is the pause clients saw.
 Each run injects one fault and reports how long until writes work again, how long metadata lagged
 the promotion, failures of each load, the longest latency, and acknowledged writes lost (must be
 0). Used by `patroni-citus drill` and benchmarks/.
@@ -36,7 +39,10 @@ SCENARIOS = (
     "worker-restart",
     "coordinator-kill",
     "coordinator-switchover",
+    "coordinator-pooler-switchover",
 )
+POOLED = "coordinator-pooler-switchover"
+"""Its load goes through the formation's PgBouncer (`local up --pooler`), not to the coordinator directly."""
 FIGURES = (
     "fault_to_first_write_s",
     "promotion_to_metadata_s",
@@ -72,6 +78,8 @@ class Load:
     dsn: str
     ids: Iterator[int]
     interval: float = 0.05
+    pooled: bool = False
+    """Through PgBouncer: no startup options (PgBouncer 1.18 refuses them), so no secondary reads."""
     outcomes: list[Outcome] = field(default_factory=list)
     acknowledged: list[int] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -83,7 +91,10 @@ class Load:
             started = time.monotonic()
             try:
                 if connection is None:
-                    connection = psycopg2.connect(self.dsn, connect_timeout=2, options=options)
+                    if self.pooled:
+                        connection = psycopg2.connect(self.dsn, connect_timeout=2)
+                    else:
+                        connection = psycopg2.connect(self.dsn, connect_timeout=2, options=options)
                     connection.autocommit = True
                 with connection.cursor() as cursor:
                     statement(cursor)
@@ -108,12 +119,12 @@ class Load:
             cursor.fetchall()
 
     def start(self) -> None:
-        loads = (
+        loads = [
             ("write", self._write, SESSION_OPTIONS),
             ("read", self._read, SESSION_OPTIONS),
             ("secondary-read", self._read, f"{SESSION_OPTIONS} {SECONDARY_READS}"),
-        )
-        for kind, statement, options in loads:
+        ]
+        for kind, statement, options in loads[:2] if self.pooled else loads:
             thread = threading.Thread(target=self._loop, args=(kind, statement, options), daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -258,6 +269,9 @@ def run_once(base_dir: Path, scenario: str, report: Reporter, run_number: int = 
     group = 0 if scenario.startswith("coordinator") else 1
     members = layout.group_members(group)
     dsn = layout.coordinator_dsn(formation.DATABASE, formation.SUPERUSER)
+    pooled = scenario == POOLED
+    if pooled and not layout.pooler:
+        raise DrillError(f"{scenario} needs a formation with a pooler (`local up --pooler`)")
     _wait(
         f"group {group} to have a standby ready and every member streaming",
         lambda: _settled(members, layout.synchronous),
@@ -267,7 +281,9 @@ def run_once(base_dir: Path, scenario: str, report: Reporter, run_number: int = 
     if old is None:
         raise DrillError(f"group {group} has no leader")
     prepare_table(dsn)
-    load = Load(dsn, ids_on_group(dsn, group, (run_number + 1) * 10**7 + int(time.time()) % 10**6 * 1000))
+    ids = ids_on_group(dsn, group, (run_number + 1) * 10**7 + int(time.time()) % 10**6 * 1000)
+    load_dsn = layout.pooler_dsn(formation.DATABASE, formation.SUPERUSER) if pooled else dsn
+    load = Load(load_dsn, ids, pooled=pooled)
     watcher = Watcher(members, old.name, group, dsn)
     if scenario.endswith("restart"):
         watcher.restarted_from = str(patroni_api.member_status(old.rest_url).get("postmaster_start_time"))
@@ -314,7 +330,7 @@ def _inject(
         leader, wanted = ("--leader", old.name), ("--candidate", candidate.name)
         patronictl(mode, group, old, "switchover", _scope(base_dir, group), *leader, *wanted)
         return
-    if mode == "callbacks" and group != 0:
+    if mode == "callbacks" and (group != 0 or scenario == POOLED):
         address = formation.formation_address(FormationState.load(base_dir).layout)  # type: ignore[union-attr]
         switchover.switchover(address, group, candidate.name, report)
         return
@@ -377,9 +393,9 @@ def _figures(load: Load, watcher: Watcher, fault: float, dsn: str) -> dict[str, 
         else max(0.0, watcher.metadata_at - promotion),
         "failed_writes": float(sum(1 for o in load.outcomes if o.kind == "write" and not o.ok)),
         "failed_reads": float(sum(1 for o in load.outcomes if o.kind == "read" and not o.ok)),
-        "failed_secondary_reads": float(
-            sum(1 for o in load.outcomes if o.kind == "secondary-read" and not o.ok)
-        ),
+        "failed_secondary_reads": float("nan")
+        if load.pooled
+        else float(sum(1 for o in load.outcomes if o.kind == "secondary-read" and not o.ok)),
         "max_latency_s": max((o.finished - o.started for o in load.outcomes), default=0.0),
         "lost_acknowledged_writes": float(len(set(load.acknowledged) - present)),
     }

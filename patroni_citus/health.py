@@ -42,6 +42,8 @@ KINDS = (
     "version_mismatch",
     "coordinator_shards",
     "coordinator_unreachable",
+    "pooler_stale",
+    "pooler_unreachable",
 )
 
 
@@ -165,9 +167,27 @@ def member_problems(snapshot: FormationSnapshot) -> list[Problem]:
     return problems
 
 
+def pooler_problems(snapshot: FormationSnapshot) -> list[Problem]:
+    """A pooler that cannot be read, or that sends clients anywhere but the coordinator group's leader."""
+    leader = next((leader.endpoint for leader in snapshot.leaders if leader.group == 0), None)
+    problems = []
+    for pooler in snapshot.poolers:
+        if pooler.error is not None:
+            problems.append(
+                Problem("pooler_unreachable", f"pooler {pooler.address}: {pooler.error}", group=0)
+            )
+        elif leader is not None and pooler.target != leader:
+            message = (
+                f"pooler {pooler.address} sends {pooler.database} to {pooler.target}, "
+                f"but the coordinator leader is at {leader}"
+            )
+            problems.append(Problem("pooler_stale", message, group=0))
+    return problems
+
+
 def find_problems(snapshot: FormationSnapshot) -> list[Problem]:
     """Everything wrong with the formation; empty means healthy."""
-    problems = member_problems(snapshot) + metadata_problems(snapshot)
+    problems = member_problems(snapshot) + metadata_problems(snapshot) + pooler_problems(snapshot)
     if snapshot.coordinator_error is not None:
         problems.append(
             Problem("coordinator_unreachable", f"cannot read pg_dist_node: {snapshot.coordinator_error}")

@@ -138,7 +138,12 @@ def hold_group(stopping: StoppingPrimary, announce: Callable[[str], None]) -> No
     )
 
 
-def _child(stopping: StoppingPrimary, announce_fd: int) -> int:
+Announce = Callable[[str], None]
+Work = Callable[[StoppingPrimary, Announce], None]
+"""What a forked helper does: announce once it holds (or why not), then see it through."""
+
+
+def _child(stopping: StoppingPrimary, announce_fd: int, work: Work) -> int:
     """The forked holder: own session (Patroni never waits for it), first word to the parent."""
     os.setsid()
     announced = False
@@ -151,7 +156,7 @@ def _child(stopping: StoppingPrimary, announce_fd: int) -> int:
             os.close(announce_fd)
 
     try:
-        hold_group(stopping, announce)
+        work(stopping, announce)
     except PatroniCitusError as exc:
         announce(f"no hold: {exc}")
         log.warning("hold: %s", exc)
@@ -169,8 +174,8 @@ def _first_word(read_fd: int, timeout: float) -> str:
     return line or f"the holder said nothing within {timeout:.0f}s; the stop goes on"
 
 
-def start_holder(stopping: StoppingPrimary) -> str:
-    """Fork the holder and wait for it to hold (or to say why not); returns what it said.
+def start_holder(stopping: StoppingPrimary, work: Work = hold_group) -> str:
+    """Fork the holder (work) and wait for it to hold (or to say why not); returns what it said.
 
     Forked, not spawned: no second interpreter start before the locks. The parent has opened no DCS
     client or thread yet, so the child inherits nothing it cannot use.
@@ -181,7 +186,7 @@ def start_holder(stopping: StoppingPrimary) -> str:
         os.close(read_fd)
         code = 1
         try:
-            code = _child(stopping, write_fd)
+            code = _child(stopping, write_fd, work)
         finally:
             logging.shutdown()
             os._exit(code)

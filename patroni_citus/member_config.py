@@ -26,6 +26,9 @@ _TAG_TO_SETTING = {
     "citus_registration_timeout": "CITUS_REGISTRATION_TIMEOUT",
     "citus_hold_timeout": "CITUS_HOLD_TIMEOUT",
     "citus_secondary": "CITUS_SECONDARIES",
+    "citus_poolers": "CITUS_POOLERS",
+    "citus_pooler_admin_user": "CITUS_POOLER_ADMIN_USER",
+    "citus_pooler_admin_password_file": "CITUS_POOLER_ADMIN_PASSWORD_FILE",
 }
 
 

@@ -48,6 +48,9 @@ CITUS_DEFAULT_SSLMODE = "require"  # Citus's own citus.node_conninfo default in 
 DEFAULT_TCP_USER_TIMEOUT_MS = 30000  # as long as Citus's own citus.node_connection_timeout
 MAX_TCP_USER_TIMEOUT_MS = 3_600_000
 DEFAULT_HOLD_TIMEOUT_S = 15  # under Patroni's smallest ttl (20 s), so a hold ends before a lease would
+DEFAULT_POOLER_ADMIN_USER = "pooler_admin"
+POOL_MODES = ("transaction", "session")
+POOLER_SSLMODES = _SSLMODES
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class CitusSettings:
     node_sslmode: str = CITUS_DEFAULT_SSLMODE
     node_tcp_user_timeout: int = DEFAULT_TCP_USER_TIMEOUT_MS  # 0: the kernel's (~15 min of retransmits)
     node_sslrootcert: str | None = None  # the CA the other nodes' certificates are checked against
+    poolers: tuple[str, ...] = ()  # host:port of the PgBouncers in front of the coordinator (admin consoles)
+    pooler_admin_user: str = DEFAULT_POOLER_ADMIN_USER
+    pooler_admin_password_file: str | None = None  # read when used: the password never lands in a tag
 
     @property
     def node_conninfo(self) -> str:
@@ -173,6 +179,49 @@ class Settings:
 
     citus: CitusSettings
     patroni: PatroniSettings
+
+
+@dataclass(frozen=True)
+class PoolerSettings:
+    """A PgBouncer in front of the coordinator group: what `pooler render` writes and `pooler watch` uses."""
+
+    admin: Credentials
+    client: Credentials  # the login clients use; PgBouncer forwards it to the coordinator
+    config_dir: str = "/etc/pgbouncer-citus"
+    listen: str = "0.0.0.0:6432"
+    pool_mode: str = "transaction"
+    max_client_conn: int = 1000
+    pool_size: int = 20
+    query_wait_timeout: int = 120
+    server_sslmode: str = "prefer"
+    server_sslrootcert: str | None = None
+    database: str = "citus"
+    hold_timeout: int = DEFAULT_HOLD_TIMEOUT_S  # the longest a pause may last before the watcher ends it
+
+    @property
+    def admin_address(self) -> tuple[str, int]:
+        """Where this host reaches its own PgBouncer's admin console (loopback for a wildcard listen).
+
+        >>> PoolerSettings(Credentials("a", "x"), Credentials("b", "y")).admin_address
+        ('127.0.0.1', 6432)
+        """
+        host, _, port = self.listen.rpartition(":")
+        return ("127.0.0.1" if host in _WILDCARD_HOSTS else host.strip("[]")), int(port)
+
+
+def read_password_file(setting: str, path: str) -> str:
+    """The one-line password in the file a *_PASSWORD_FILE setting names; empty or blank is refused."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ConfigurationError(setting, path, f"the file cannot be read ({reason})") from None
+    password = text.rstrip("\r\n")
+    if not password.strip():
+        raise ConfigurationError(setting, path, "the file is empty or blank; put the password in it")
+    if "\n" in password or "\x00" in password:
+        raise ConfigurationError(setting, path, "the file must hold the password on a single line")
+    return password
 
 
 def parse_bool(setting: str, value: str) -> bool:
@@ -494,6 +543,109 @@ def _load_citus(env: _Environment, pg_ssl_ca_file: str | None) -> CitusSettings:
             "CITUS_NODE_TCP_USER_TIMEOUT", DEFAULT_TCP_USER_TIMEOUT_MS, 0, MAX_TCP_USER_TIMEOUT_MS
         ),
         node_sslrootcert=_node_sslrootcert(env, sslmode, pg_ssl_ca_file),
+        **_pooler_tags(env),
+    )
+
+
+def _admin_user(env: _Environment) -> str:
+    return _matching(
+        "CITUS_POOLER_ADMIN_USER",
+        env.text("CITUS_POOLER_ADMIN_USER", DEFAULT_POOLER_ADMIN_USER),
+        _ROLE_NAME,
+        "use a user name of letters, digits and _ (at most 63)",
+    )
+
+
+def _pooler_tags(env: _Environment) -> dict[str, Any]:
+    """CITUS_POOLERS and the admin login that goes with it: what a coordinator's before_stop pauses."""
+    listed = env.raw("CITUS_POOLERS")
+    poolers = () if listed is None else parse_address_list("CITUS_POOLERS", listed, "pgbouncer-1:6432")
+    user = _admin_user(env)
+    password_file = env.path("CITUS_POOLER_ADMIN_PASSWORD_FILE")
+    if poolers and password_file is None:
+        raise ConfigurationError(
+            "CITUS_POOLER_ADMIN_PASSWORD_FILE",
+            None,
+            "required with CITUS_POOLERS: the poolers' admin password",
+        )
+    # Its content is checked when rendering (load_settings), not when a callback reads the tags back:
+    # a pooler's password file gone missing must not stop a member's Citus registration.
+    return {"poolers": poolers, "pooler_admin_user": user, "pooler_admin_password_file": password_file}
+
+
+def load_pooler_settings(environ: Mapping[str, str]) -> PoolerSettings:
+    """Read and check a pooler host's CITUS_POOLER_* variables (and CITUS_DATABASE, CITUS_HOLD_TIMEOUT)."""
+    env = _Environment(environ)
+    passwords = {}
+    for name in ("CITUS_POOLER_ADMIN_PASSWORD_FILE", "CITUS_POOLER_CLIENT_PASSWORD_FILE"):
+        path = env.path(name)
+        if path is None:
+            raise ConfigurationError(name, None, "required; name a file holding the password on one line")
+        passwords[name] = read_password_file(name, path)
+    admin_user = _admin_user(env)
+    client_user = _matching(
+        "CITUS_POOLER_CLIENT_USER",
+        env.text("CITUS_POOLER_CLIENT_USER", "postgres"),
+        _ROLE_NAME,
+        "use a role name of letters, digits and _ (at most 63)",
+    )
+    if client_user == admin_user:
+        raise ConfigurationError(
+            "CITUS_POOLER_CLIENT_USER", client_user, "must differ from CITUS_POOLER_ADMIN_USER"
+        )
+    pool_mode = env.text("CITUS_POOLER_POOL_MODE", "transaction").lower()
+    if pool_mode not in POOL_MODES:
+        raise ConfigurationError(
+            "CITUS_POOLER_POOL_MODE", env.raw("CITUS_POOLER_POOL_MODE"), f"use one of {', '.join(POOL_MODES)}"
+        )
+    sslmode = env.text("CITUS_POOLER_SERVER_SSLMODE", "prefer").lower()
+    if sslmode not in POOLER_SSLMODES:
+        raise ConfigurationError(
+            "CITUS_POOLER_SERVER_SSLMODE",
+            env.raw("CITUS_POOLER_SERVER_SSLMODE"),
+            f"use one of {', '.join(POOLER_SSLMODES)}",
+        )
+    rootcert = env.path("CITUS_POOLER_SERVER_SSLROOTCERT")
+    if sslmode in _VERIFYING_SSLMODES and rootcert is None:
+        raise ConfigurationError(
+            "CITUS_POOLER_SERVER_SSLROOTCERT",
+            None,
+            f"required with CITUS_POOLER_SERVER_SSLMODE={sslmode}: the CA of the coordinators' certificates",
+        )
+    hold_timeout = env.integer("CITUS_HOLD_TIMEOUT", DEFAULT_HOLD_TIMEOUT_S, 1, 3600)
+    query_wait = env.integer("CITUS_POOLER_QUERY_WAIT_TIMEOUT", 120, 1, 86400)
+    if query_wait <= hold_timeout:
+        raise ConfigurationError(
+            "CITUS_POOLER_QUERY_WAIT_TIMEOUT",
+            str(query_wait),
+            f"must be more than CITUS_HOLD_TIMEOUT ({hold_timeout}): PgBouncer would drop clients mid-pause",
+        )
+    config_dir = env.path("CITUS_POOLER_CONFIG_DIR") or "/etc/pgbouncer-citus"
+    if not re.fullmatch(r"/[A-Za-z0-9_./-]*", config_dir):
+        raise ConfigurationError(
+            "CITUS_POOLER_CONFIG_DIR", config_dir, "use an absolute path of letters, digits, _ . / -"
+        )
+    database = _matching(
+        "CITUS_DATABASE",
+        env.text("CITUS_DATABASE", "citus"),
+        _DATABASE_NAME,
+        "use a database name of letters, digits, _ and - starting with a letter or _ (at most 63)",
+    )
+    return PoolerSettings(
+        admin=Credentials(admin_user, passwords["CITUS_POOLER_ADMIN_PASSWORD_FILE"]),
+        client=Credentials(client_user, passwords["CITUS_POOLER_CLIENT_PASSWORD_FILE"]),
+        config_dir=config_dir.rstrip("/") or "/",
+        listen=parse_address(
+            "CITUS_POOLER_LISTEN", env.text("CITUS_POOLER_LISTEN", "0.0.0.0:6432"), allow_wildcard=True
+        ),
+        pool_mode=pool_mode,
+        max_client_conn=env.integer("CITUS_POOLER_MAX_CLIENT_CONN", 1000, 1, 100000),
+        pool_size=env.integer("CITUS_POOLER_POOL_SIZE", 20, 1, 10000),
+        query_wait_timeout=query_wait,
+        server_sslmode=sslmode,
+        server_sslrootcert=rootcert,
+        database=database,
+        hold_timeout=hold_timeout,
     )
 
 
@@ -743,6 +895,8 @@ def load_settings_with_consumed(environ: Mapping[str, str]) -> tuple[Settings, f
     tls = _server_tls(env)
     citus = _load_citus(env, tls.ca_file)
     settings = Settings(citus=citus, patroni=_load_patroni(env, tls))
+    if citus.pooler_admin_password_file is not None:
+        read_password_file("CITUS_POOLER_ADMIN_PASSWORD_FILE", citus.pooler_admin_password_file)
     if citus.hold_timeout >= settings.patroni.ttl:
         raise ConfigurationError(
             "CITUS_HOLD_TIMEOUT",

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from patroni_citus import health, topology
-from patroni_citus.planner import primary_rows, secondary_rows
+from patroni_citus.planner import Endpoint, primary_rows, secondary_rows
 
 SCHEMA_VERSION = 2
 EXIT_HEALTHY, EXIT_PROBLEMS, EXIT_UNREACHABLE = 0, 1, 2
@@ -128,8 +128,43 @@ def as_json(result: StatusResult) -> dict[str, Any]:
         "exit_code": result.exit_code,
         "groups": groups,
         "members": members,
+        "poolers": _poolers_json(snapshot),
         "problems": [problem.as_dict() for problem in result.problems],
     }
+
+
+def _coordinator_leader(snapshot: topology.FormationSnapshot) -> Endpoint | None:
+    return next((leader.endpoint for leader in snapshot.leaders if leader.group == 0), None)
+
+
+def _poolers_json(snapshot: topology.FormationSnapshot) -> list[dict[str, Any]]:
+    leader = _coordinator_leader(snapshot)
+    return [
+        {
+            "address": pooler.address,
+            "database": pooler.database,
+            "host": pooler.target.host if pooler.target else None,
+            "port": pooler.target.port if pooler.target else None,
+            "paused": pooler.paused,
+            "points_at_leader": leader is not None and pooler.target == leader,
+            "error": pooler.error,
+        }
+        for pooler in snapshot.poolers
+    ]
+
+
+def _pooler_lines(snapshot: topology.FormationSnapshot) -> list[str]:
+    """One line per pooler: where it sends the Citus database, and whether that is the leader."""
+    leader = _coordinator_leader(snapshot)
+    lines = []
+    for pooler in snapshot.poolers:
+        if pooler.error is not None:
+            lines.append(f"pooler {pooler.address}: UNREACHABLE")
+            continue
+        verdict = "ok" if leader is not None and pooler.target == leader else "STALE"
+        paused = " paused" if pooler.paused else ""
+        lines.append(f"pooler {pooler.address} -> {pooler.target or '-'} {verdict}{paused}")
+    return lines
 
 
 def _replica_cell(snapshot: topology.FormationSnapshot, member: topology.MemberSnapshot) -> str:
@@ -184,6 +219,9 @@ def as_table(result: StatusResult) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in [header, *lines]
     ]
+    if snapshot.poolers:
+        table.append("")
+        table.extend(_pooler_lines(snapshot))
     if result.problems:
         table.append("")
         table.append(f"{len(result.problems)} problem(s):")

@@ -1,21 +1,24 @@
-"""`patroni-citus switchover`: a planned worker switchover, checked first and reported after.
+"""`patroni-citus switchover`: a planned switchover, checked first and reported after.
 
-The hold itself is the one every planned stop gets (patroni_citus.hold, run from Patroni's
-before_stop): this command picks the candidate, refuses to start when the hold could not take its
-locks, asks Patroni to switch over, and waits until the group's row names the candidate and the
-hold is released, reporting how long statements were held.
+The hold itself is the one every planned stop gets, run from Patroni's before_stop: a worker
+group's statements wait on the coordinator (patroni_citus.hold), the coordinator group's wait in
+the poolers in front of it (patroni_citus.pooler_pause). This command picks the candidate, refuses
+to start a worker switchover when the hold could not take its locks, asks Patroni to switch over,
+and waits until the group's row (group 0: every pooler) names the candidate and the hold (pause)
+is over, reporting how long statements were held.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
-from dataclasses import dataclass
+from contextlib import closing, suppress
+from dataclasses import dataclass, field
 from typing import Any
 
-from patroni_citus import dcs, metadata, patroni_api
+from patroni_citus import dcs, metadata, patroni_api, pgbouncer
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.hold import LOCK_WAIT_MS, hold_name
 from patroni_citus.planner import Endpoint, primary_rows
@@ -97,9 +100,7 @@ def switchover(
 ) -> SwitchoverResult:
     """Switch group's leader to candidate with client statements held, not failed, meanwhile."""
     if group == 0:
-        raise SwitchoverError(
-            "group 0 is the coordinator itself; use Patroni's switchover (patronictl) for it"
-        )
+        return _coordinator_switchover(address, candidate_name, report, timeout)
     cluster = _group_cluster(address, group)
     old = cluster.leader_member
     if old is None or old.endpoint is None:
@@ -131,3 +132,87 @@ def switchover(
             f"group {group} now led by {candidate.name} at {target}; statements were held about {held:.2f}s"
         )
     return SwitchoverResult(group, old.name, candidate.name, held)
+
+
+@dataclass
+class PauseWatch:
+    """Polls the poolers every 20 ms; remembers the longest stretch any of them was paused."""
+
+    logins: list[pgbouncer.PoolerLogin]
+    database: str
+    longest: float | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        since: dict[str, float] = {}
+        while not self.stop.is_set():
+            for login in self.logins:
+                seen = None
+                with suppress(PatroniCitusError):
+                    seen = pgbouncer.database(login, self.database)
+                now = time.monotonic()
+                if seen is not None and seen.paused:
+                    since.setdefault(str(login), now)
+                    self.longest = max(self.longest or 0.0, now - since[str(login)])
+                elif seen is not None:
+                    since.pop(str(login), None)
+            time.sleep(0.02)
+
+
+def _coordinator_moved(
+    address: FormationAddress, logins: list[pgbouncer.PoolerLogin], candidate: dcs.Member
+) -> bool:
+    """The DCS names candidate the coordinator group's running leader, and every pooler points at it
+    without a pause."""
+    cluster = _group_cluster(address, 0)
+    if cluster.running_leader is None or cluster.running_leader.name != candidate.name:
+        return False
+    for login in logins:
+        try:
+            seen = pgbouncer.database(login, address.database)
+        except PatroniCitusError:
+            return False
+        if seen is None or seen.paused or seen.target != candidate.endpoint:
+            return False
+    return True
+
+
+def _coordinator_switchover(
+    address: FormationAddress, candidate_name: str | None, report: Callable[[str], None], timeout: float
+) -> SwitchoverResult:
+    """Group 0: nothing on the coordinator can hold its own clients; the poolers in front of it can."""
+    cluster = _group_cluster(address, 0)
+    old = cluster.leader_member
+    if old is None or old.endpoint is None:
+        raise SwitchoverError(f"{cluster.scope} has no leader to switch over from")
+    candidate = _pick_candidate(cluster, candidate_name)
+    if candidate.endpoint is None or not candidate.api_url:
+        raise SwitchoverError(f"{candidate.name} publishes no connection or REST address in the DCS")
+    logins = pgbouncer.tag_logins(old.tags)
+    if not logins:
+        report("no pooler is configured (CITUS_POOLERS): clients connected directly reconnect by themselves")
+    watch = PauseWatch(logins, address.database)
+    thread = threading.Thread(target=watch.run, daemon=True)
+    thread.start()
+    try:
+        report(f"asking Patroni to switch {cluster.scope} from {old.name} to {candidate.name}")
+        patroni_api.switchover(old.api_url.rsplit("/", 1)[0], old.name, candidate.name, address.rest_auth)
+        if logins:
+            report(
+                f"{old.name}'s before_stop pauses {len(logins)} pooler(s) "
+                f"until they point at {candidate.name}"
+            )
+        deadline = time.monotonic() + timeout
+        while not _coordinator_moved(address, logins, candidate):
+            if time.monotonic() > deadline:
+                raise SwitchoverError(
+                    f"{candidate.name} did not lead group 0 behind every pooler within {timeout:.0f}s"
+                )
+            time.sleep(0.05)
+    finally:
+        watch.stop.set()
+        thread.join(5)
+    held = watch.longest
+    paused = "no pause was seen" if held is None else f"clients were paused about {held:.2f}s"
+    report(f"group 0 now led by {candidate.name} at {candidate.endpoint}; {paused}")
+    return SwitchoverResult(0, old.name, candidate.name, held)

@@ -13,7 +13,7 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from patroni_citus import dcs, metadata
+from patroni_citus import dcs, metadata, pgbouncer
 from patroni_citus.errors import PatroniCitusError, UnreachableError
 from patroni_citus.patroni_dcs import DcsConfig
 from patroni_citus.planner import Endpoint, GroupLeader, NodeRow
@@ -63,6 +63,17 @@ class MemberSnapshot:
 
 
 @dataclass(frozen=True)
+class PoolerSnapshot:
+    """A PgBouncer the coordinator members announce (tag citus_poolers), and where it sends the database."""
+
+    address: str
+    database: str
+    target: Endpoint | None = None
+    paused: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class FormationSnapshot:
     """Everything status judges, read at one moment."""
 
@@ -74,6 +85,7 @@ class FormationSnapshot:
     coordinator_error: str | None = None
     standalone: bool = False
     leaderless_groups: list[int] = field(default_factory=list)
+    poolers: list[PoolerSnapshot] = field(default_factory=list)
 
 
 def _member_facts(snapshot: MemberSnapshot, credentials: Credentials, database: str) -> MemberSnapshot:
@@ -90,6 +102,38 @@ def _member_facts(snapshot: MemberSnapshot, credentials: Credentials, database: 
     except PatroniCitusError as exc:
         return replace(snapshot, error=str(exc))
     return replace(snapshot, preload=preload, citus_version=version, replay_lag_seconds=replay_lag)
+
+
+def _pooler_facts(
+    address: str, login: pgbouncer.PoolerLogin | None, problem: str | None, database: str
+) -> PoolerSnapshot:
+    if login is None:
+        return PoolerSnapshot(address, database, error=problem)
+    try:
+        seen = pgbouncer.database(login, database)
+    except PatroniCitusError as exc:
+        return PoolerSnapshot(address, database, error=str(exc))
+    if seen is None:
+        return PoolerSnapshot(address, database, error=f"serves no database {database}")
+    return PoolerSnapshot(address, database, seen.target, seen.paused)
+
+
+def _announced_poolers(
+    clusters: Sequence[dcs.Cluster],
+) -> dict[str, tuple[pgbouncer.PoolerLogin | None, str | None]]:
+    """Every pooler the coordinator group's members name, with its login (or why there is none)."""
+    found: dict[str, tuple[pgbouncer.PoolerLogin | None, str | None]] = {}
+    for cluster in clusters:
+        for member in cluster.members:
+            try:
+                logins = pgbouncer.tag_logins(member.tags)
+            except PatroniCitusError as exc:
+                for entry in str(member.tags.get("citus_poolers") or "").split(","):
+                    found.setdefault(entry.strip(), (None, f"no admin login: {exc}"))
+                continue
+            for login in logins:
+                found[str(login)] = (login, None)
+    return found
 
 
 def _coordinator_rows(
@@ -158,11 +202,17 @@ def read_formation(address: FormationAddress, timings: dict[str, float] | None =
             )
         if not group_has_leader:
             leaderless.append(group)
-    with ThreadPoolExecutor(max_workers=min(16, len(members) + 1)) as pool:
+    announced = _announced_poolers(selected.get(0, []))
+    with ThreadPoolExecutor(max_workers=min(16, len(members) + len(announced) + 1)) as pool:
         rows_future = pool.submit(_timed, timings, "metadata", lambda: _coordinator_rows(address, leaders))
         facts = pool.map(lambda m: _member_facts(m, address.credentials, address.database), members)
+        pooler_future = pool.map(
+            lambda item: _pooler_facts(item[0], item[1][0], item[1][1], address.database),
+            sorted(announced.items()),
+        )
         members = _timed(timings, "members", lambda: list(facts))
         rows, coordinator_error = rows_future.result()
+        poolers = list(pooler_future)
     return FormationSnapshot(
         scopes_by_group={
             group: [c.scope for c in group_clusters] for group, group_clusters in selected.items()
@@ -174,6 +224,7 @@ def read_formation(address: FormationAddress, timings: dict[str, float] | None =
         coordinator_error=coordinator_error,
         standalone=address.standalone,
         leaderless_groups=leaderless,
+        poolers=poolers,
     )
 
 

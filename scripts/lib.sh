@@ -7,7 +7,7 @@ PATRONI_CITUS_VENV=${PATRONI_CITUS_VENV:-/opt/patroni-citus/venv}
 PG_MAJOR=${PG_MAJOR:-15}
 SYSTEM_PACKAGES=(
   "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" postgresql-client
-  etcd-server etcd-client zookeeper
+  etcd-server etcd-client zookeeper pgbouncer
   prometheus  # promtool for docs/alerts.yml, and the real server the metrics test scrapes with
   python3 python3-venv python3-dev gcc make procps ca-certificates curl iproute2 util-linux
 )

@@ -23,7 +23,7 @@ import yaml
 
 from patroni_citus import callback_state, convergence, patroni_api, rotation
 from patroni_citus.errors import ConfigurationError, PatroniCitusError, UnreachableError
-from patroni_citus.local import certs, etcd, network, pgtree, processes, zookeeper
+from patroni_citus.local import certs, etcd, network, pgtree, pooler, processes, zookeeper
 from patroni_citus.local.layout import (
     ETCD_CLI_USER,
     ETCD_PATRONI_USER,
@@ -149,6 +149,7 @@ def member_environment(layout: FormationLayout, member: MemberLayout, bindir: Pa
         "CITUS_DATABASE": DATABASE,
         "CITUS_STANDALONE": "true" if layout.workers == 0 else "false",
         **tls_environment(layout, member),
+        **pooler.member_variables(layout, member.group),
     }
 
 
@@ -221,10 +222,17 @@ def pgpass_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:")
 
 
-def _write_operator_pgpass(layout: FormationLayout) -> None:
+def _pgpass_text(layout: FormationLayout) -> str:
+    """Every member's PostgreSQL and (with --pooler) PgBouncer, as the superuser."""
     password = pgpass_escape(layout.secret("superuser").read_text().rstrip("\r\n"))
     lines = [f"{m.host}:{m.postgres_port}:*:{SUPERUSER}:{password}" for m in layout.all_members()]
-    write_private_file(layout.pgpass_path, "\n".join(lines) + "\n")
+    if layout.pooler:
+        lines.append(f"{LOOPBACK}:{layout.pooler_port}:*:{SUPERUSER}:{password}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_operator_pgpass(layout: FormationLayout) -> None:
+    write_private_file(layout.pgpass_path, _pgpass_text(layout))
 
 
 def _start_dcs(layout: FormationLayout, report: Reporter) -> int:
@@ -415,10 +423,14 @@ def up(
         )
     existing = FormationState.load(layout.base)
     if existing is not None:
-        if any(
-            processes.is_alive(pid)
-            for pid in [existing.dcs_pid, existing.metrics_pid, *existing.member_pids.values()]
-        ):
+        started = [
+            existing.dcs_pid,
+            existing.metrics_pid,
+            existing.pooler_pid,
+            existing.watcher_pid,
+            *existing.member_pids.values(),
+        ]
+        if any(processes.is_alive(pid) for pid in started):
             raise FormationError(f"a formation is already running in {layout.base}; run `local down` first")
         if existing.layout != layout:
             old = existing.layout
@@ -443,6 +455,8 @@ def up(
         if layout.tls:
             made = certs.ensure_formation_certificates(layout, user)
             report(f"tls: {len(made)} certificate(s) made under {layout.tls_dir}" if made else "tls: reusing")
+        superuser_password = layout.secret("superuser").read_text().rstrip("\r\n")
+        pooler.prepare(layout, user, superuser_password)
         for member in layout.all_members():
             _prepare_member(layout, member, bindir, user)
         _write_operator_pgpass(layout)
@@ -456,6 +470,8 @@ def up(
             report(f"{member.name}: Patroni started (pid {pid}), PostgreSQL port {member.postgres_port}")
         _wait_for_members(state, report, timeout)
         _wait_for_metadata(layout, report, timeout)
+        if layout.pooler:
+            pooler.start(state, user, report)
         if with_metrics:
             _start_metrics(state, user, report)
     except BaseException:
@@ -464,7 +480,11 @@ def up(
         raise
     if flavour == "standin":
         report(STANDIN_BANNER)
-    report(f"coordinator: psql '{layout.coordinator_dsn(DATABASE, SUPERUSER)}'")
+    if layout.pooler:
+        report(f"coordinator (through PgBouncer): psql '{layout.pooler_dsn(DATABASE, SUPERUSER)}'")
+        report(f"coordinator (direct, multi-host): psql '{layout.coordinator_dsn(DATABASE, SUPERUSER)}'")
+    else:
+        report(f"coordinator: psql '{layout.coordinator_dsn(DATABASE, SUPERUSER)}'")
     return state
 
 
@@ -511,6 +531,7 @@ def _stop_callbacks(layout: FormationLayout, report: Reporter) -> None:
 def down(base_dir: Path, purge: bool, report: Reporter) -> None:
     """Stop every process the formation in base_dir started; remove its files only with purge."""
     state = _load_state(base_dir)
+    pooler.stop(state, report)
     _stop_metrics(state, report)
     _stop_members(state, report)
     _stop_dcs(state, report)
@@ -679,10 +700,12 @@ def rotate_password(base_dir: Path, new_password: str, dry_run: bool) -> LocalRo
     files = [f"{verb} rewrite {path}" for path in (secret, layout.pgpass_path)]
     members: list[str] = []
     unreloaded: list[str] = []
+    user = processes.service_user()
     if not dry_run:
         write_private_file(secret, new_password + "\n")
         _write_operator_pgpass(layout)
-    user = processes.service_user()
+        if layout.pooler:  # PgBouncer logs in to the coordinator with the client's password
+            files.append(pooler.refresh(state, user, new_password))
     for member in layout.all_members():
         if dry_run:
             members.append(f"{member.name}: would re-render {member.config_path} and reload Patroni")
@@ -700,3 +723,19 @@ def rotate_password(base_dir: Path, new_password: str, dry_run: bool) -> LocalRo
             continue
         members.append(f"{member.name}: did re-render its config and reload Patroni")
     return LocalRotation(groups, files, members, dry_run, unreloaded)
+
+
+def stop_pooler(base_dir: Path, which: tuple[str, ...], kill: bool, report: Reporter) -> None:
+    """Stop the formation's PgBouncer and/or its watcher (a crash with kill)."""
+    state = _load_state(base_dir)
+    if not state.layout.pooler:
+        raise FormationError(f"the formation in {base_dir} has no pooler (start it with `local up --pooler`)")
+    pooler.stop(state, report, which, kill)
+
+
+def start_pooler(base_dir: Path, report: Reporter) -> None:
+    """Start whichever of the watcher and PgBouncer is not running (the watcher first)."""
+    state = _load_state(base_dir)
+    if not state.layout.pooler:
+        raise FormationError(f"the formation in {base_dir} has no pooler (start it with `local up --pooler`)")
+    pooler.start(state, processes.service_user(), report)

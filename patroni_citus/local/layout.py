@@ -99,6 +99,7 @@ class FormationLayout:
     network: str = "loopback"
     dcs: str = "etcd"
     tls: bool = False
+    pooler: bool = False  # a PgBouncer (and its watcher) in front of the coordinator group
 
     def __post_init__(self) -> None:
         if not 0 <= self.workers <= MAX_WORKERS:
@@ -116,6 +117,13 @@ class FormationLayout:
                 "--tls",
                 "on",
                 f"TLS is built for etcd only, not --dcs {self.dcs}; drop --tls or use --dcs etcd",
+            )
+        if self.pooler and (self.tls or self.network != "loopback"):
+            raise ConfigurationError(
+                "--pooler",
+                "on",
+                "the local pooler is built for loopback formations without --tls; "
+                "drop --pooler, --tls or --network",
             )
         if not 1024 <= self.port_base <= 65535 - 300:
             raise ConfigurationError("--port-base", str(self.port_base), f"use 1024 to {65535 - 300}")
@@ -184,6 +192,23 @@ class FormationLayout:
     @property
     def metrics_log_path(self) -> Path:
         return self.base / "metrics.log"
+
+    @property
+    def pooler_port(self) -> int:
+        """PgBouncer's port (clients and its admin console): base+80 (base+90 is the metrics exporter's)."""
+        return self.port_base + 80
+
+    @property
+    def pooler_dir(self) -> Path:
+        """PgBouncer's config, userlist, include file, logs, and the watcher's log."""
+        return self.base / "pooler"
+
+    def pooler_dsn(self, database: str, user: str) -> str:
+        """libpq string of the coordinator through PgBouncer: one host, whichever member is primary."""
+        return (
+            f"host={LOOPBACK} port={self.pooler_port} dbname={database} user={user} "
+            f"passfile={self.pgpass_path}"
+        )
 
     @property
     def etcd_dir(self) -> Path:
@@ -289,6 +314,8 @@ class FormationState:
     dcs_pid: int | None = None  # etcd's or ZooKeeper's, after layout.dcs
     member_pids: dict[str, int] = field(default_factory=dict)
     metrics_pid: int | None = None  # `up --metrics`: the exporter's
+    pooler_pid: int | None = None  # PgBouncer's, with --pooler
+    watcher_pid: int | None = None  # `patroni-citus pooler watch`, with --pooler
 
     @property
     def etcd_pid(self) -> int | None:
@@ -317,6 +344,8 @@ class FormationState:
                 dcs_pid=raw.get("dcs_pid", raw.get("etcd_pid")),  # etcd_pid: before --dcs
                 member_pids={str(k): int(v) for k, v in raw.get("member_pids", {}).items()},
                 metrics_pid=raw.get("metrics_pid"),
+                pooler_pid=raw.get("pooler_pid"),
+                watcher_pid=raw.get("watcher_pid"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigurationError(

@@ -49,7 +49,7 @@ CONFIG_IN_CONTAINER = "/var/lib/postgresql/patroni.yml"
 SCOPES = ("demo-0", "demo-1", "demo-2")
 COORDINATORS = ("coordinator-a", "coordinator-b")
 #: compose.yaml's secrets: one file NAME-password each in PATRONI_CITUS_SECRETS_DIR.
-SECRET_NAMES = ("superuser", "replication", "restapi", "etcd-root", "etcd-patroni")
+SECRET_NAMES = ("superuser", "replication", "restapi", "etcd-root", "etcd-patroni", "pooler-admin")
 #: Where compose.yaml mounts a container's own directory of make-demo-certs.py's output.
 TLS_IN_CONTAINER = "/run/tls"
 #: etcdctl's TLS flags and the files of a make-demo-certs.py directory they take.

@@ -14,7 +14,7 @@ from formation_snapshots import C0, C1, W1, W2, healthy
 from patroni_citus.health import UNSYNCED, find_problems
 from patroni_citus.planner import Endpoint, GroupLeader, NodeRow
 from patroni_citus.status import StatusResult, as_json, as_table
-from patroni_citus.topology import FormationSnapshot
+from patroni_citus.topology import FormationSnapshot, PoolerSnapshot
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "status.schema.json").read_text())
 
@@ -123,3 +123,25 @@ def test_secondary_drift_is_named_per_row() -> None:
     assert document["groups"][1]["secondaries"] == [
         {"nodeid": 3, "host": "10.0.0.2", "port": 5432, "member": None, "points_at_replica": False}
     ]
+
+
+@pytest.mark.parametrize(
+    ("pooler", "expected", "line"),
+    [
+        (PoolerSnapshot("pgb:6432", "citus", C0), [], "pooler pgb:6432 -> 10.0.0.1:5432 ok"),
+        (PoolerSnapshot("pgb:6432", "citus", C1), ["pooler_stale"], "pooler pgb:6432 -> 10.0.0.2:5432 STALE"),
+        (PoolerSnapshot("pgb:6432", "citus", None), ["pooler_stale"], "pooler pgb:6432 -> - STALE"),
+        (PoolerSnapshot("pgb:6432", "citus", error="refused"), ["pooler_unreachable"], "UNREACHABLE"),
+        (PoolerSnapshot("pgb:6432", "citus", C0, paused=True), [], "-> 10.0.0.1:5432 ok paused"),
+    ],
+)
+def test_a_pooler_anywhere_but_the_coordinator_leader_is_a_problem(
+    pooler: PoolerSnapshot, expected: list[str], line: str
+) -> None:
+    snapshot = replace(healthy(), poolers=[pooler])
+    assert kinds(snapshot) == expected
+    result = StatusResult(snapshot, find_problems(snapshot), datetime.now(UTC))
+    document = as_json(result)
+    jsonschema.validate(document, SCHEMA)
+    assert document["poolers"][0]["points_at_leader"] == (pooler.target == C0 and pooler.error is None)
+    assert line in as_table(result)

@@ -1,0 +1,208 @@
+"""The local formation's PgBouncer and its watcher (`local up --pooler`): files, start, stop.
+
+Both run as the service user, like the members. The watcher starts first and writes the include
+file from the DCS; PgBouncer starts once that file exists, so it never serves a guessed target.
+Everything either of them reads lives under BASE/pooler, owned by that user, mode 0600.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from patroni_citus import pgbouncer
+from patroni_citus.errors import PatroniCitusError
+from patroni_citus.local import processes
+from patroni_citus.local.layout import LOOPBACK, FormationLayout, FormationState
+from patroni_citus.planner import Endpoint
+from patroni_citus.pooler_config import PoolerFiles, write_config
+from patroni_citus.settings import Credentials, load_pooler_settings
+from patroni_citus.template import default_scripts_dir, write_private_file
+
+Reporter = Callable[[str], None]
+ADMIN_USER = "pooler_admin"
+CLIENT_USER = "postgres"
+START_TIMEOUT_S = 30.0
+
+
+class PoolerStartError(PatroniCitusError):
+    """The local PgBouncer or its watcher did not start."""
+
+
+def files(layout: FormationLayout) -> PoolerFiles:
+    return PoolerFiles(layout.pooler_dir)
+
+
+def _admin_password_file(layout: FormationLayout) -> Path:
+    return layout.pooler_dir / "admin.password"
+
+
+def _client_password_file(layout: FormationLayout) -> Path:
+    return layout.pooler_dir / "client.password"
+
+
+def member_variables(layout: FormationLayout, group: int) -> dict[str, str]:
+    """What a coordinator member's before_stop needs: where the pooler is and how to log in to it."""
+    if not layout.pooler or group != 0:
+        return {}
+    return {
+        "CITUS_POOLERS": f"{LOOPBACK}:{layout.pooler_port}",
+        "CITUS_POOLER_ADMIN_USER": ADMIN_USER,
+        "CITUS_POOLER_ADMIN_PASSWORD_FILE": str(_admin_password_file(layout)),
+    }
+
+
+def pooler_variables(layout: FormationLayout) -> dict[str, str]:
+    """The CITUS_POOLER_* settings `pooler render` and `pooler watch` read, as a container would get them."""
+    return {
+        "CITUS_POOLER_CONFIG_DIR": str(layout.pooler_dir),
+        "CITUS_POOLER_LISTEN": f"{LOOPBACK}:{layout.pooler_port}",
+        "CITUS_POOLER_ADMIN_USER": ADMIN_USER,
+        "CITUS_POOLER_ADMIN_PASSWORD_FILE": str(_admin_password_file(layout)),
+        "CITUS_POOLER_CLIENT_USER": CLIENT_USER,
+        "CITUS_POOLER_CLIENT_PASSWORD_FILE": str(_client_password_file(layout)),
+        "CITUS_POOLER_MAX_CLIENT_CONN": "100",
+        "CITUS_DATABASE": "citus",
+    }
+
+
+def admin_login(layout: FormationLayout) -> pgbouncer.PoolerLogin:
+    password = _admin_password_file(layout).read_text(encoding="utf-8").strip()
+    return pgbouncer.PoolerLogin(Endpoint(LOOPBACK, layout.pooler_port), Credentials(ADMIN_USER, password))
+
+
+def prepare(layout: FormationLayout, user: Any, superuser_password: str) -> None:
+    """The pooler's directory and password files (before the members render: their tags name them)."""
+    if not layout.pooler:
+        return
+    layout.pooler_dir.mkdir(parents=True, exist_ok=True)
+    processes.hand_over(layout.pooler_dir, user)
+    owner = (user.pw_uid, user.pw_gid) if os.geteuid() == 0 else None
+    if not _admin_password_file(layout).exists():
+        write_private_file(_admin_password_file(layout), secrets.token_urlsafe(24) + "\n", owner=owner)
+    write_private_file(_client_password_file(layout), superuser_password + "\n", owner=owner)
+    write_config(load_pooler_settings(pooler_variables(layout)), files(layout), owner)
+
+
+def refresh(state: FormationState, user: Any, superuser_password: str) -> str:
+    """A new superuser password: render the userlist again and have a running PgBouncer reread it."""
+    prepare(state.layout, user, superuser_password)
+    if not is_ours(state.pooler_pid, "pgbouncer"):
+        return f"did rewrite {files(state.layout).userlist}; PgBouncer is not running, it reads it at start"
+    try:
+        pgbouncer.reload_once(admin_login(state.layout))
+    except PatroniCitusError as exc:
+        return f"did rewrite {files(state.layout).userlist}; RELOAD of PgBouncer FAILED ({exc}): reload it"
+    return f"did rewrite {files(state.layout).userlist} and RELOAD PgBouncer"
+
+
+def _daemon_env(layout: FormationLayout) -> dict[str, str]:
+    return {
+        "PATH": f"{default_scripts_dir()}:/usr/local/bin:/usr/bin:/bin:/usr/sbin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "HOME": str(layout.pooler_dir),
+        **pooler_variables(layout),
+    }
+
+
+def _pgbouncer_binary() -> str:
+    found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
+    if found is None:
+        raise PoolerStartError("pgbouncer is not installed; apt-get install pgbouncer")
+    return found
+
+
+def start_watcher(state: FormationState, user: Any, report: Reporter) -> int:
+    layout = state.layout
+    argv = [
+        str(default_scripts_dir() / "patroni-citus"),
+        "pooler",
+        "watch",
+        "--dcs",
+        layout.dcs_url,
+        "--formation",
+        layout.name,
+    ]
+    target = files(layout).databases
+    if not is_ours(state.watcher_pid, "watcher"):
+        state.watcher_pid = processes.spawn(
+            argv, layout.pooler_dir / "watcher.log", layout.pooler_dir, _daemon_env(layout), user
+        )
+        state.save()
+        report(f"pooler watcher started (pid {state.watcher_pid})")
+    pid = state.watcher_pid
+    assert pid is not None
+    processes.wait_ready(
+        pid,
+        "the pooler watcher",
+        target.exists,
+        layout.pooler_dir / "watcher.log",
+        START_TIMEOUT_S,
+        0.1,
+    )
+    return pid
+
+
+def _answers(layout: FormationLayout) -> bool:
+    try:
+        return pgbouncer.database(admin_login(layout), "citus") is not None
+    except PatroniCitusError:
+        return False
+
+
+def start_pgbouncer(state: FormationState, user: Any, report: Reporter) -> int:
+    layout = state.layout
+    if not is_ours(state.pooler_pid, "pgbouncer"):
+        argv = [_pgbouncer_binary(), str(files(layout).ini)]
+        state.pooler_pid = processes.spawn(
+            argv, layout.pooler_dir / "pgbouncer.log", layout.pooler_dir, _daemon_env(layout), user
+        )
+        state.save()
+        report(f"PgBouncer started (pid {state.pooler_pid}), port {layout.pooler_port}")
+    pid = state.pooler_pid
+    assert pid is not None
+    log = layout.pooler_dir / "pgbouncer.log"
+    processes.wait_ready(pid, "PgBouncer", lambda: _answers(layout), log, START_TIMEOUT_S, 0.1)
+    return pid
+
+
+def start(state: FormationState, user: Any, report: Reporter) -> None:
+    """The watcher, then PgBouncer (which then reads the target the watcher wrote)."""
+    start_watcher(state, user, report)
+    start_pgbouncer(state, user, report)
+
+
+def is_ours(pid: int | None, what: str) -> bool:
+    marker = "pgbouncer" if what == "pgbouncer" else "pooler watch"
+    return processes.is_alive(pid) and marker in processes.command_line(pid or 0)
+
+
+def stop(
+    state: FormationState,
+    report: Reporter,
+    which: tuple[str, ...] = ("watcher", "pgbouncer"),
+    kill: bool = False,
+) -> None:
+    """Stop the watcher and/or PgBouncer (SIGKILL with kill, as a crash would)."""
+    for what in which:
+        pid = state.watcher_pid if what == "watcher" else state.pooler_pid
+        if pid is not None and is_ours(pid, what):
+            if kill:
+                processes.signal_process(pid, signal.SIGKILL)
+                processes.wait_gone([pid], 10)
+            else:
+                processes.stop(pid, 10)
+            report(
+                f"{'pooler watcher' if what == 'watcher' else 'PgBouncer'}: {'killed' if kill else 'stopped'}"
+            )
+        if what == "watcher":
+            state.watcher_pid = None
+        else:
+            state.pooler_pid = None
+    state.save()
