@@ -55,6 +55,12 @@ class FormationError(PatroniCitusError):
     """The local formation could not be brought up, down or read."""
 
 
+class NoFormationError(FormationError):
+    """There is no local formation in the directory: a usage error, not an unhealthy formation."""
+
+    exit_code = 2
+
+
 @dataclass(frozen=True)
 class MemberReport:
     """One member as `local status` shows it."""
@@ -556,7 +562,7 @@ def _find_member(state: FormationState, name: str) -> MemberLayout:
 def _load_state(base_dir: Path) -> FormationState:
     state = FormationState.load(base_dir)
     if state is None:
-        raise FormationError(f"no local formation in {base_dir} (no formation.json)")
+        raise NoFormationError(f"no local formation in {base_dir} (no formation.json)")
     return state
 
 

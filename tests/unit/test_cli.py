@@ -424,3 +424,11 @@ def test_metrics_never_shows_a_basic_auth_password(
     )
     assert result.exit_code == 2 and "--listen" in one_error_line(result)
     assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize("command", [["local", "status"], ["local", "status", "--json"], ["local", "down"]])
+def test_local_commands_without_a_formation_exit_2(tmp_path: Path, command: list[str]) -> None:
+    result = run(*command, "--base-dir", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert f"no local formation in {tmp_path}" in result.output
+    assert "Traceback" not in result.output
