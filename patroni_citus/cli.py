@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import os
 import pwd
@@ -683,15 +684,17 @@ def _echo_changes(changes: list[str], dry_run: bool) -> None:
 
 def _reconcile_round_reported(address: FormationAddress, dry_run: bool, as_json: bool) -> None:
     """One round of --every: an unreachable DCS or coordinator is reported and retried next round."""
-    at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    now = datetime.datetime.now(datetime.UTC)
+    at = now.strftime("%Y-%m-%d %H:%M:%S")
     try:
         changes, error = _reconcile_round(address, dry_run), None
     except PatroniCitusError as exc:
         changes, error = [], str(exc)
     if not changes and error is None:
         return
-    if as_json:  # one JSON object per line
-        click.echo(json.dumps({"at": at, "dry_run": dry_run, "changes": changes, "error": error}))
+    if as_json:  # one JSON object per line; the time in ISO 8601 with its zone (+00:00)
+        stamp = now.isoformat(timespec="seconds")
+        click.echo(json.dumps({"at": stamp, "dry_run": dry_run, "changes": changes, "error": error}))
     elif error is not None:
         click.echo(f"{at} UTC failed, retrying: {error}", err=True)
     else:

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import jsonschema
@@ -115,6 +116,7 @@ def test_reconcile_every_mends_drift_as_it_appears_and_stops_on_sigterm(formatio
     assert loop.returncode == 0, stderr
     assert stderr.startswith("reconciling every 1s"), stderr
     rounds = [json.loads(line) for line in stdout.splitlines()]
+    assert all(datetime.fromisoformat(r["at"]).utcoffset() == timedelta(0) for r in rounds), rounds
     assert [change for round_ in rounds for change in round_["changes"]] == [
         f"move group 2 primary (node {node_id(formation, 2)}) from 127.0.0.9:{worker.postgres_port}"
         f" to 127.0.0.1:{worker.postgres_port}"
