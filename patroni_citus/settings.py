@@ -410,8 +410,9 @@ class _Environment:
             except (OSError, UnicodeDecodeError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
                 raise ConfigurationError(file_setting, path, f"the file cannot be read ({reason})") from None
-            if not direct:
-                raise ConfigurationError(file_setting, path, "the file is empty; put the password in it")
+            if not direct.strip():  # a password of only white space is a mistake, not a password
+                blank = "the file is empty or blank; put the password in it"
+                raise ConfigurationError(file_setting, path, blank)
         if direct is None:
             if required:
                 raise ConfigurationError(name, None, f"required; set {name} or {file_setting}")

@@ -904,7 +904,7 @@ def test_password_file_not_utf8_refused(base_env: dict[str, str], tmp_path: Path
 
 
 @pytest.mark.parametrize("setting", PASSWORD_SETTINGS)
-@pytest.mark.parametrize("content", ["", "\n", "\r\n", "\n\n"])
+@pytest.mark.parametrize("content", ["", "\n", "\r\n", "\n\n", "   ", " \t \n"])
 def test_empty_password_file_refused(
     base_env: dict[str, str], tmp_path: Path, setting: str, content: str
 ) -> None:
