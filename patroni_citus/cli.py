@@ -100,7 +100,12 @@ def render_config_command(output: Path | None, config_path: Path | None, owner: 
     if output is None:
         click.echo(text, nl=False)
         return
-    write_private_file(output, text, owner=owner_ids)
+    if not output.absolute().parent.is_dir():
+        raise ConfigurationError("--output", str(output), "its directory does not exist; create it first")
+    try:
+        write_private_file(output, text, owner=owner_ids)
+    except OSError as exc:
+        raise ConfigurationError("--output", str(output), f"cannot write it ({exc.strerror})") from None
     progress(f"wrote {output} (mode 0600)")
 
 

@@ -78,6 +78,7 @@ def test_render_config_writes_a_private_file(
 ) -> None:
     environ(worker_env)
     output = tmp_path / "conf" / "patroni.yml"
+    output.parent.mkdir()
     result = run("render-config", "-o", str(output))
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
@@ -432,3 +433,25 @@ def test_local_commands_without_a_formation_exit_2(tmp_path: Path, command: list
     assert result.exit_code == 2, result.output
     assert f"no local formation in {tmp_path}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_render_config_into_a_missing_directory_exits_2_and_writes_nothing(
+    environ: Callable[[Mapping[str, str]], None], tmp_path: Path
+) -> None:
+    environ({})
+    target = tmp_path / "missing" / "patroni.yml"
+    result = run("render-config", "-o", str(target))
+    assert result.exit_code == 2, result.output
+    assert "--output" in result.output and "does not exist" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "missing").exists()
+
+
+def test_render_config_to_an_unwritable_directory_exits_2_without_a_traceback(
+    environ: Callable[[Mapping[str, str]], None],
+) -> None:
+    environ({})
+    # sysfs takes no new files, not even from root: unwritable for whoever runs the tests.
+    result = run("render-config", "-o", "/sys/patroni-citus-test.yml")
+    assert result.exit_code == 2, result.output
+    assert "cannot write it" in result.output and "Traceback" not in result.output
