@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import closing
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenacity import (
     RetryCallState,
@@ -120,17 +120,36 @@ def ensure_extension(config: MemberConfig) -> bool:
     return True
 
 
+def leadership_refusal(name: str, scope: str, role: str, members: Sequence[dict[str, Any]]) -> str | None:
+    """Why a member may not write metadata pointing at itself (None: it may), from Patroni's view:
+    its own role (GET /patroni) and the cluster's members (GET /cluster).
+
+    >>> leadership_refusal("a", "s", "primary", [{"name": "a", "role": "leader"}]) is None
+    True
+    >>> leadership_refusal("a", "s", "replica", [{"name": "a", "role": "leader"}])
+    "a is replica, not its group's leader"
+    >>> leadership_refusal("a", "s", "primary", [{"name": "b", "role": "leader"}])
+    'the DCS names b the leader of s, not a'
+    """
+    if role not in dcs.LEADER_ROLES:
+        return f"{name} is {role or 'unknown'}, not its group's leader"
+    leader = next((m.get("name") for m in members if m.get("role") == "leader"), None)
+    if leader != name:
+        return f"the DCS names {leader or 'no member'} the leader of {scope}, not {name}"
+    return None
+
+
 def assert_leader(config: MemberConfig) -> None:
     """Fence: Patroni must see this member as primary and the DCS must name it the leader."""
     role = str(patroni_api.member_status(config.rest_url).get("role", ""))
-    if role not in dcs.LEADER_ROLES:
-        raise NotLeaderError(f"{config.name} is {role or 'unknown'}, not its group's leader")
-    members = patroni_api.cluster_status(config.rest_url).get("members") or []
-    leader = next((m.get("name") for m in members if m.get("role") == "leader"), None)
-    if leader != config.name:
-        raise NotLeaderError(
-            f"the DCS names {leader or 'no member'} the leader of {config.scope}, not {config.name}"
-        )
+    members = (
+        [] if role not in dcs.LEADER_ROLES else patroni_api.cluster_status(config.rest_url).get("members")
+    )
+    refusal = leadership_refusal(
+        config.name, config.scope, role, members if isinstance(members, list) else []
+    )
+    if refusal is not None:
+        raise NotLeaderError(refusal)
 
 
 def _coordinator(config: MemberConfig) -> metadata.Connection:
@@ -283,11 +302,25 @@ def reconcile(address: FormationAddress, dry_run: bool = False) -> list[Change]:
     return changes
 
 
+def still_planned(planned: Sequence[GroupLeader], current: Sequence[GroupLeader], group: int) -> bool:
+    """Whether group still has exactly the leader and secondaries its changes were planned for.
+
+    >>> a, b = Endpoint("a", 1), Endpoint("b", 1)
+    >>> still_planned([GroupLeader(1, a)], [GroupLeader(1, a)], 1)
+    True
+    >>> still_planned([GroupLeader(1, a)], [GroupLeader(1, b)], 1), still_planned([], [GroupLeader(1, a)], 1)
+    (False, False)
+    >>> still_planned([GroupLeader(1, a, frozenset({b}))], [GroupLeader(1, a)], 1)
+    False
+    """
+    target = next((leader for leader in planned if leader.group == group), None)
+    return target is not None and target in current
+
+
 def _assert_still_leader(address: FormationAddress, planned: Sequence[GroupLeader], change: Change) -> None:
     """Fence for reconcile: the change's group must still have the leader and replicas it was planned for."""
     current = formation_leaders(formation_clusters(address), address)
-    target = next((leader for leader in planned if leader.group == change.group), None)
-    if target is None or target not in current:
+    if not still_planned(planned, current, change.group):
         raise NotLeaderError(
             f"group {change.group} leader changed while reconciling; not applying: {change.describe()}"
         )
