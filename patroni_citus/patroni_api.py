@@ -40,13 +40,29 @@ def _request(
             f"Patroni REST API {method} {url} answered HTTP {exc.code}" + (f": {reason}" if reason else "")
         ) from None
     except (OSError, urllib.error.URLError) as exc:
-        raise UnreachableError(f"cannot reach Patroni REST API at {url}: {exc}") from None
+        raise UnreachableError(f"cannot reach Patroni REST API at {url}: {network_reason(exc)}") from None
     try:
         result = json.loads(payload) if payload else {}
     except ValueError:
         # Write endpoints such as /switchover answer with a plain-text sentence.
         return {"message": payload.decode(errors="replace").strip()}
     return result if isinstance(result, dict) else {"value": result}
+
+
+def network_reason(exc: BaseException) -> str:
+    """What went wrong on the way, in words, without urllib's "<urlopen error ...>" wrapping.
+
+    >>> network_reason(urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")))
+    'connection refused'
+    >>> network_reason(TimeoutError("timed out")), network_reason(urllib.error.URLError("unknown url type"))
+    ('timed out', 'unknown url type')
+    """
+    cause: object = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(cause, OSError) and cause.strerror:
+        text = cause.strerror
+    else:
+        text = str(cause) or type(cause).__name__
+    return text[:1].lower() + text[1:]
 
 
 def _plain_reason(payload: bytes) -> str:
