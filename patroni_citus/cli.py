@@ -526,20 +526,42 @@ def status_command(
 
     Exit 0 healthy, 1 drift or degraded, 2 DCS or coordinator unreachable.
     """
-    while True:
+    if watch is None:
         result = status.collect(address, sync_grace, progress)
-        if as_json:
-            click.echo(json.dumps(status.as_json(result), indent=2))
-        else:
-            click.echo(f"{result.checked_at:%Y-%m-%d %H:%M:%S} UTC")
-            click.echo(status.as_table(result))
-        if watch is None:
-            sys.exit(result.exit_code)
+        _echo_status(result, as_json)
+        sys.exit(result.exit_code)
+    exit_code = 0
+    stopping = threading.Event()  # SIGTERM, like Ctrl-C, ends the watch with the last round's code
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    while not stopping.is_set():
+        # --watch outlives a DCS or coordinator blip, as `reconcile --every` does: the round says so.
         try:
-            time.sleep(watch)
+            result = status.collect(address, sync_grace, progress)
+            _echo_status(result, as_json)
+            exit_code = result.exit_code
+        except PatroniCitusError as exc:
+            exit_code = exc.exit_code
+            at = datetime.datetime.now(datetime.UTC)
+            if as_json:
+                stamp = at.isoformat(timespec="seconds")
+                click.echo(json.dumps({"checked_at": stamp, "error": str(exc), "exit_code": exit_code}))
+            else:
+                click.echo(f"{at:%Y-%m-%d %H:%M:%S} UTC cannot read the formation, retrying: {exc}", err=True)
+        try:
+            if stopping.wait(watch):
+                break
         except KeyboardInterrupt:
-            sys.exit(result.exit_code)
+            break
         click.echo("")
+    sys.exit(exit_code)
+
+
+def _echo_status(result: status.StatusResult, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(status.as_json(result), indent=2))
+    else:
+        click.echo(f"{result.checked_at:%Y-%m-%d %H:%M:%S} UTC")
+        click.echo(status.as_table(result))
 
 
 @cli.command("metrics")

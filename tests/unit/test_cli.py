@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pwd
 import shlex
+import signal
 import stat
+import subprocess
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from click.testing import CliRunner, Result
 from patroni_citus import __version__, callbacks
 from patroni_citus.cli import DEFAULT_CONFIG_PATH, cli
 from patroni_citus.settings import Settings
+from patroni_citus.template import default_scripts_dir
 
 RenderToFile = Callable[[Mapping[str, str]], tuple[Settings, Path]]
 ERROR_PREFIX = "patroni-citus: error: "
@@ -455,3 +460,20 @@ def test_render_config_to_an_unwritable_directory_exits_2_without_a_traceback(
     result = run("render-config", "-o", "/sys/patroni-citus-test.yml")
     assert result.exit_code == 2, result.output
     assert "cannot write it" in result.output and "Traceback" not in result.output
+
+
+def test_status_watch_outlives_an_unreachable_dcs_and_says_so_each_round() -> None:
+    """Not a formation test: nothing listens on the DCS port, so every round fails the same way."""
+    command = [str(default_scripts_dir() / "patroni-citus"), "status", "--dcs", "http://127.0.0.1:1"]
+    command += ["--formation", "nowhere", "--dcs-timeout", "1", "--watch", "0.5", "--json"]
+    watcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)
+        assert watcher.poll() is None, "status --watch ended on the first failed round"
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        stdout, _stderr = watcher.communicate(timeout=10)
+    rounds = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    assert len(rounds) >= 2, stdout
+    assert all(r["exit_code"] == 2 and "DCS" in r["error"] for r in rounds), rounds
+    assert watcher.returncode == 2
