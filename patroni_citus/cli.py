@@ -50,7 +50,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/patroni/patroni.yml")
 
 
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn the project's errors into one line on stderr and their exit code (2: bad input/unreachable)."""
+    """Turn the project's errors into one line on stderr and their exit code (2: bad input/unreachable);
+    with --json also an error object on stdout, so a script reads JSON either way."""
 
     @wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -58,6 +59,8 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except PatroniCitusError as exc:
             click.echo(f"patroni-citus: error: {exc}", err=True)
+            if kwargs.get("as_json"):
+                click.echo(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
             sys.exit(exc.exit_code)
 
     return wrapper

@@ -259,8 +259,12 @@ def test_local_status_without_a_formation(tmp_path: Path, where: str) -> None:
     base_dir = tmp_path if where == "empty" else tmp_path / "absent"
     for extra in ([], ["--json"]):
         result = run("local", "status", "--base-dir", str(base_dir), *extra)
-        assert result.exit_code != 0
-        assert result.stdout == ""
+        assert result.exit_code == 2
+        if extra:  # the failure as a JSON object on stdout too, so a script reads JSON either way
+            failure = json.loads(result.stdout)
+            assert failure["exit_code"] == 2 and "no local formation" in failure["error"]
+        else:
+            assert result.stdout == ""
         line = one_error_line(result)
         assert "no local formation" in line and str(base_dir) in line
 
@@ -477,3 +481,21 @@ def test_status_watch_outlives_an_unreachable_dcs_and_says_so_each_round() -> No
     assert len(rounds) >= 2, stdout
     assert all(r["exit_code"] == 2 and "DCS" in r["error"] for r in rounds), rounds
     assert watcher.returncode == 2
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status", "--json"],
+        ["reconcile", "--json"],
+        ["switchover", "--group", "1", "--json"],
+        ["rotate-password", "--new-password-file", "/nonexistent", "--json"],
+    ],
+)
+def test_json_failures_print_an_error_object_on_stdout(command: list[str]) -> None:
+    nowhere = ["--dcs", "http://127.0.0.1:1", "--formation", "nowhere", "--dcs-timeout", "1"]
+    result = CliRunner().invoke(cli, [*command, *nowhere], prog_name="patroni-citus")
+    assert result.exit_code == 2, result.output
+    failure = json.loads(result.stdout)
+    assert failure["exit_code"] == 2 and failure["error"], failure
+    assert result.stderr.startswith(ERROR_PREFIX) and result.stderr.count("\n") == 1
