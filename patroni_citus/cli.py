@@ -40,7 +40,7 @@ from patroni_citus.errors import ConfigurationError, PatroniCitusError
 from patroni_citus.local import formation
 from patroni_citus.local.layout import DCS_KINDS, NETWORKS, FormationLayout
 from patroni_citus.planner import Endpoint
-from patroni_citus.settings import load_pooler_settings, load_settings
+from patroni_citus.settings import load_pooler_settings, load_settings, typo_findings
 from patroni_citus.template import default_scripts_dir, render_config, write_private_file
 from patroni_citus.topology import FormationAddress
 
@@ -58,7 +58,8 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except PatroniCitusError as exc:
-            click.echo(f"patroni-citus: error: {exc}", err=True)
+            for line in str(exc).splitlines() or [type(exc).__name__]:  # several settings: a line each
+                click.echo(f"patroni-citus: error: {line}", err=True)
             if kwargs.get("as_json"):
                 click.echo(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
             sys.exit(exc.exit_code)
@@ -91,6 +92,9 @@ def cli() -> None:
 def render_config_command(output: Path | None, config_path: Path | None, owner: str | None) -> None:
     """Render patroni.yml from the environment (CITUS_*, PATRONI_*, PG_* variables)."""
     settings = load_settings(os.environ)
+    for _error, warning in typo_findings(os.environ):
+        if warning is not None:
+            click.echo(f"patroni-citus: warning: {warning}", err=True)
     owner_ids = None
     if owner is not None:
         try:

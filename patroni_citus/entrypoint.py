@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from patroni_citus.errors import ConfigurationError
-from patroni_citus.settings import load_settings_with_consumed
+from patroni_citus.settings import load_settings_with_consumed, typo_findings
 from patroni_citus.template import default_scripts_dir, render_config, write_private_file
 
 
@@ -42,11 +43,17 @@ def prepare(environ: Mapping[str, str], config_path: Path) -> PatroniLaunch:
     executable = str(patroni) if patroni.exists() else shutil.which("patroni")
     if executable is None:
         raise ConfigurationError("PATH", environ.get("PATH"), "install patroni next to patroni-citus")
-    write_private_file(config_path, text)
+    try:
+        write_private_file(config_path, text)
+    except OSError as exc:
+        raise ConfigurationError("--config", str(config_path), f"cannot write it ({exc.strerror})") from None
     return PatroniLaunch([executable, str(config_path)], patroni_environment(environ, consumed))
 
 
 def exec_patroni(environ: Mapping[str, str], config_path: Path) -> None:
     """Render and exec Patroni; does not return."""
     launch = prepare(environ, config_path)
+    for _error, warning in typo_findings(environ):
+        if warning is not None:
+            print(f"patroni-citus: warning: {warning}", file=sys.stderr)
     os.execve(launch.argv[0], launch.argv, launch.environment)  # noqa: S606 - a fixed argv, no shell

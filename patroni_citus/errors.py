@@ -11,6 +11,8 @@ class ConfigurationError(PatroniCitusError):
     """A setting has a value that is not allowed; nothing has been written."""
 
     exit_code = 2
+    related: tuple[str, ...] = ()
+    """Other settings this refusal is about (a conflict of several): reported once, not once each."""
 
     def __init__(self, setting: str, value: str | None, allowed: str) -> None:
         shown = "(unset)" if value is None else repr(value)

@@ -6,15 +6,17 @@ the value and what is allowed, before anything is written.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from patroni_citus.errors import ConfigurationError, SecretSettingError
+from patroni_citus.errors import ConfigurationError, PatroniCitusError, SecretSettingError
 
 CitusRole = Literal["coordinator", "worker"]
 DcsKind = Literal["etcd3", "zookeeper"]
@@ -224,6 +226,14 @@ def read_password_file(setting: str, path: str) -> str:
     return password
 
 
+class ValueRefusal(ConfigurationError):
+    """A variable's own value is malformed (whatever else is set): always worth reporting beside others."""
+
+
+class SecretValueRefusal(SecretSettingError, ValueRefusal):
+    """A malformed secret: reported beside other errors, its value never shown."""
+
+
 def parse_bool(setting: str, value: str) -> bool:
     """Read a boolean the way operators write them (true/false/1/0/yes/no/on/off)."""
     lowered = value.strip().lower()
@@ -231,16 +241,16 @@ def parse_bool(setting: str, value: str) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise ConfigurationError(setting, value, "use true/false, 1/0, yes/no or on/off")
+    raise ValueRefusal(setting, value, "use true/false, 1/0, yes/no or on/off")
 
 
 def parse_int(setting: str, value: str, minimum: int, maximum: int) -> int:
     """Read an integer within [minimum, maximum]."""
     if not re.fullmatch(r"[+-]?[0-9]+", value.strip()):
-        raise ConfigurationError(setting, value, f"use an integer from {minimum} to {maximum}")
+        raise ValueRefusal(setting, value, f"use an integer from {minimum} to {maximum}")
     number = int(value.strip(), 10)
     if not minimum <= number <= maximum:
-        raise ConfigurationError(setting, value, f"use an integer from {minimum} to {maximum}")
+        raise ValueRefusal(setting, value, f"use an integer from {minimum} to {maximum}")
     return number
 
 
@@ -278,7 +288,7 @@ def parse_host_list(setting: str, value: str) -> tuple[str, ...]:
     for entry in hosts:
         host, port = split_host_port(entry)
         if not is_valid_host(host) or (port is not None and not 1 <= port <= 65535):
-            raise ConfigurationError(setting, value, allowed)
+            raise ValueRefusal(setting, value, allowed)
     return hosts
 
 
@@ -288,13 +298,13 @@ def parse_address(setting: str, value: str, *, allow_wildcard: bool) -> str:
     host, sep, port = value.strip().rpartition(":")
     wildcard_ok = allow_wildcard and host in _WILDCARD_HOSTS
     if not sep or not (wildcard_ok or is_valid_host(host)):
-        raise ConfigurationError(setting, value, allowed)
+        raise ValueRefusal(setting, value, allowed)
     if not allow_wildcard and host.strip("[]") in _WILDCARD_HOSTS:
-        raise ConfigurationError(
+        raise ValueRefusal(
             setting, value, "use a host name or IP address other members can reach, not a wildcard"
         )
     if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
-        raise ConfigurationError(setting, value, allowed)
+        raise ValueRefusal(setting, value, allowed)
     return f"{host}:{int(port)}"
 
 
@@ -302,7 +312,7 @@ def parse_address_list(setting: str, value: str, example: str = "etcd-1:2379") -
     """A comma-separated list of ``host:port`` addresses (e.g. etcd or ZooKeeper endpoints)."""
     allowed = f"use a comma-separated list of host:port (e.g. {example})"
     if not value.strip():
-        raise ConfigurationError(setting, value, allowed)
+        raise ValueRefusal(setting, value, allowed)
     addresses = []
     for part in value.split(","):
         try:
@@ -313,7 +323,7 @@ def parse_address_list(setting: str, value: str, example: str = "etcd-1:2379") -
                 f"entry {part.strip()!r} is not a host name or IP address (not a wildcard) "
                 "with a port from 1 to 65535"
             )
-            raise ConfigurationError(setting, value, f"{entry}; {allowed}") from None
+            raise ValueRefusal(setting, value, f"{entry}; {allowed}") from None
     return tuple(addresses)
 
 
@@ -328,7 +338,7 @@ def parse_networks(setting: str, value: str) -> tuple[str, ...]:
         try:
             networks.append(str(ipaddress.ip_network(part, strict=True)))
         except ValueError:
-            raise ConfigurationError(setting, value, allowed) from None
+            raise ValueRefusal(setting, value, allowed) from None
     return tuple(networks)
 
 
@@ -339,7 +349,7 @@ def parse_libraries(setting: str, value: str) -> tuple[str, ...]:
         if not part:
             continue
         if not _LIBRARY_NAME.match(part):
-            raise ConfigurationError(
+            raise ValueRefusal(
                 setting, value, "use a comma-separated list of library names (letters, digits, _ . $ -)"
             )
         if part not in libraries:
@@ -349,13 +359,13 @@ def parse_libraries(setting: str, value: str) -> tuple[str, ...]:
 
 def _matching(setting: str, value: str, pattern: re.Pattern[str], allowed: str) -> str:
     if not pattern.fullmatch(value):
-        raise ConfigurationError(setting, value, allowed)
+        raise ValueRefusal(setting, value, allowed)
     return value
 
 
 def _absolute_path(setting: str, value: str) -> str:
     if not value.startswith("/") or "\n" in value:
-        raise ConfigurationError(setting, value, "use an absolute path")
+        raise ValueRefusal(setting, value, "use an absolute path")
     return value
 
 
@@ -409,16 +419,16 @@ class _Environment:
                 direct = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
             except (OSError, UnicodeDecodeError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-                raise ConfigurationError(file_setting, path, f"the file cannot be read ({reason})") from None
+                raise ValueRefusal(file_setting, path, f"the file cannot be read ({reason})") from None
             if not direct.strip():  # a password of only white space is a mistake, not a password
                 blank = "the file is empty or blank; put the password in it"
-                raise ConfigurationError(file_setting, path, blank)
+                raise ValueRefusal(file_setting, path, blank)
         if direct is None:
             if required:
                 raise ConfigurationError(name, None, f"required; set {name} or {file_setting}")
             return None
         if "\n" in direct or "\x00" in direct:
-            raise SecretSettingError(name, "a password must be a single line")
+            raise SecretValueRefusal(name, "a password must be a single line")
         return direct
 
     def credentials(self, prefix: str, default_user: str, *, required: bool) -> Credentials | None:
@@ -522,11 +532,13 @@ def _load_citus(env: _Environment, pg_ssl_ca_file: str | None) -> CitusSettings:
     # Only looked at, never consumed: without CITUS_ENABLE they are Patroni's, for its built-in mode.
     builtin_mode = [name for name in ("PATRONI_CITUS_GROUP", "PATRONI_CITUS_DATABASE") if env.peek(name)]
     if enabled and builtin_mode:
-        raise ConfigurationError(
+        refusal = ConfigurationError(
             builtin_mode[0],
             env.peek(builtin_mode[0]),
             "enables Patroni's built-in Citus mode, which must not be combined with CITUS_ENABLE; unset one",
         )
+        refusal.related = tuple(builtin_mode)  # one conflict, however many of them are set
+        raise refusal
     return CitusSettings(
         enabled=enabled,
         role=role,
@@ -887,11 +899,107 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     return load_settings_with_consumed(environ)[0]
 
 
+MAX_REPORTED_ERRORS = 20
+
+
 def load_settings_with_consumed(environ: Mapping[str, str]) -> tuple[Settings, frozenset[str]]:
     """The settings, and the name of every variable they were read from (NAME_FILE variants included).
 
     Variables only looked at (PATRONI_CITUS_GROUP, PATRONI_CITUS_DATABASE) are not among them.
+    Every malformed variable is reported at once (SettingsErrors, one line each): after each
+    refusal the offending variable is set aside and the rest checked again. Of conflicts between
+    variables only the first is reported (a later one may only follow from setting one aside). A
+    CITUS_ variable that looks like a misspelt known one is refused too (see typo_findings).
     """
+    found: list[ConfigurationError] = []
+    set_aside: set[str] = set()
+    remaining = dict(environ)
+    while True:
+        try:
+            settings, consumed = _load_all(remaining)
+            break
+        except ConfigurationError as exc:
+            names = {_base_name(name) for name in (exc.setting, *exc.related)}
+            if names <= set_aside or len(set_aside) >= MAX_REPORTED_ERRORS:
+                break  # setting it aside did not help: a different refusal of the same variable
+            # After the first refusal only malformed values count: a conflict found once another
+            # variable was set aside may be nothing but a consequence of setting it aside.
+            if not found or isinstance(exc, ValueRefusal):
+                found.append(exc)
+            set_aside |= names
+            for name in names:
+                remaining.pop(name, None)
+                remaining.pop(f"{name}_FILE", None)
+    typos = [error for error, _warning in typo_findings(environ) if error is not None]
+    errors = found + [t for t in typos if all(seen.setting != t.setting for seen in found)]
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise SettingsErrors(errors)
+    return settings, consumed
+
+
+def _base_name(setting: str) -> str:
+    """NAME for NAME_FILE: a password and its file are one setting."""
+    return setting.removesuffix("_FILE")
+
+
+class MisspeltSettingError(ConfigurationError):
+    """A CITUS_ variable that patroni-citus does not read but that is one letter or so from one it does."""
+
+    def __init__(self, setting: str, probable: str) -> None:
+        PatroniCitusError.__init__(
+            self, f"{setting} is not a patroni-citus setting; did you mean {probable}?"
+        )
+        self.setting = setting
+
+
+class SettingsErrors(ConfigurationError):
+    """More than one invalid variable: each on its own line, values hidden as each error hides them."""
+
+    def __init__(self, errors: list[ConfigurationError]) -> None:
+        PatroniCitusError.__init__(self, "\n".join(str(error) for error in errors))
+        self.errors = errors
+        self.setting = errors[0].setting
+
+
+#: Prefixes whose variables patroni-citus reads; a close miss of a known name is a likely typo.
+_TYPO_CUTOFF = 0.85
+
+
+def typo_findings(environ: Mapping[str, str]) -> list[tuple[ConfigurationError | None, str | None]]:
+    """Variables that look like misspellings of ones patroni-citus reads: (error, warning) pairs.
+
+    A CITUS_ name close to a known one is an error (nothing else reads CITUS_ variables: its intent
+    is clear); a PATRONI_ name close to a known one is only a warning, because Patroni itself reads
+    PATRONI_ variables this project does not (PATRONI_ETCD3_HOST is Patroni's, and would bypass the
+    rendered PATRONI_ETCD3_HOSTS).
+    """
+    known = _known_names()
+    findings: list[tuple[ConfigurationError | None, str | None]] = []
+    for name in sorted(environ):
+        if name in known or not name.startswith(("CITUS_", "PATRONI_")) or name.startswith("PATRONI_CITUS_"):
+            continue
+        close = difflib.get_close_matches(name, [k for k in known if k[:6] == name[:6]], 1, _TYPO_CUTOFF)
+        if not close:
+            continue
+        if name.startswith("CITUS_"):
+            findings.append((MisspeltSettingError(name, close[0]), None))
+        else:
+            warning = f"{name} is not read by patroni-citus (Patroni may read it); did you mean {close[0]}?"
+            findings.append((None, warning))
+    return findings
+
+
+@cache
+def _known_names() -> frozenset[str]:
+    """Every variable name this module reads, and its NAME_FILE variant for passwords."""
+    source = Path(__file__).read_text(encoding="utf-8")
+    names = set(re.findall(r'"((?:CITUS|PATRONI|PG)_[A-Z0-9_]*[A-Z0-9])"', source))
+    return frozenset(names | {f"{name}_FILE" for name in names if name.endswith("_PASSWORD")})
+
+
+def _load_all(environ: Mapping[str, str]) -> tuple[Settings, frozenset[str]]:
     env = _Environment(environ)
     tls = _server_tls(env)
     citus = _load_citus(env, tls.ca_file)

@@ -499,3 +499,19 @@ def test_json_failures_print_an_error_object_on_stdout(command: list[str]) -> No
     failure = json.loads(result.stdout)
     assert failure["exit_code"] == 2 and failure["error"], failure
     assert result.stderr.startswith(ERROR_PREFIX) and result.stderr.count("\n") == 1
+
+
+def test_render_config_names_every_bad_variable_a_line_each(
+    environ: Callable[[Mapping[str, str]], None], tmp_path: Path
+) -> None:
+    environ({"CITUS_ENABLE": "maybe", "CITUS_ROLLE": "worker", "PATRONI_TTL": "5"})
+    result = run("render-config", "-o", str(tmp_path / "patroni.yml"))
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert [line.removeprefix(ERROR_PREFIX).split("=")[0].split(" ")[0] for line in lines] == [
+        "CITUS_ENABLE",
+        "PATRONI_TTL",
+        "CITUS_ROLLE",
+    ], lines
+    assert all(line.startswith(ERROR_PREFIX) for line in lines)
+    assert not (tmp_path / "patroni.yml").exists()

@@ -13,10 +13,12 @@ from patroni_citus.settings import (
     Credentials,
     DcsSettings,
     Settings,
+    SettingsErrors,
     load_citus_settings,
     load_dcs_settings,
     load_settings,
     load_settings_with_consumed,
+    typo_findings,
 )
 
 BOOL = "use true/false, 1/0, yes/no or on/off"
@@ -1433,3 +1435,69 @@ BASE_ENV_NAMES = (
     "PATRONI_SUPERUSER_PASSWORD",
     "PATRONI_REPLICATION_PASSWORD",
 )
+
+
+# --------------------------------------------------------------------------------------------------
+# Every bad variable at once, and likely typos
+# --------------------------------------------------------------------------------------------------
+
+
+def test_every_malformed_variable_is_reported_at_once(base_env: dict[str, str]) -> None:
+    base_env |= {"CITUS_ENABLE": "maybe", "CITUS_COORDINATOR_PORT": "70000", "PATRONI_TTL": "5"}
+    error = refusal(base_env)
+    assert isinstance(error, SettingsErrors) and error.exit_code == 2
+    lines = str(error).splitlines()
+    assert [line.split("=")[0] for line in lines] == ["CITUS_ENABLE", "CITUS_COORDINATOR_PORT", "PATRONI_TTL"]
+
+
+def test_a_conflict_is_reported_once_not_once_per_variable_set_aside(base_env: dict[str, str]) -> None:
+    base_env |= {"CITUS_ENABLE": "yes", "PATRONI_CITUS_GROUP": "1", "PATRONI_CITUS_DATABASE": "citus"}
+    base_env["CITUS_MAX_PREPARED_TRANSACTIONS"] = "lots"
+    lines = str(refusal(base_env)).splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("CITUS_MAX_PREPARED_TRANSACTIONS='lots'") or lines[1].startswith(
+        "CITUS_MAX_PREPARED_TRANSACTIONS='lots'"
+    )
+    assert sum("built-in Citus mode" in line for line in lines) == 1
+
+
+def test_secret_values_stay_hidden_among_several_errors(base_env: dict[str, str]) -> None:
+    base_env |= {"PATRONI_SUPERUSER_PASSWORD": f"{SECRET}\nsecond-Line-secret", "CITUS_ENABLE": "maybe"}
+    error = refusal(base_env)
+    assert len(str(error).splitlines()) == 2
+    assert_secret_hidden(error, SECRET, "second-Line-secret")
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("CITUS_ROLLE", "CITUS_ROLE"),
+        ("CITUS_ENABLED", "CITUS_ENABLE"),
+        ("CITUS_COORDINATOR_HOTS", "CITUS_COORDINATOR_HOST"),
+    ],
+)
+def test_a_misspelt_citus_variable_is_refused_with_the_name_it_meant(
+    base_env: dict[str, str], typo: str, meant: str
+) -> None:
+    base_env[typo] = "worker"
+    error = refusal(base_env)
+    assert error.setting == typo and error.exit_code == 2
+    assert str(error) == f"{typo} is not a patroni-citus setting; did you mean {meant}?"
+
+
+def test_a_patroni_variable_close_to_one_we_render_is_only_a_warning(base_env: dict[str, str]) -> None:
+    base_env["PATRONI_ETCD3_HOST"] = "etcd:2379"  # Patroni's own; it would bypass PATRONI_ETCD3_HOSTS
+    load_settings(base_env)  # not refused
+    warnings = [warning for _error, warning in typo_findings(base_env) if warning]
+    assert warnings == [
+        "PATRONI_ETCD3_HOST is not read by patroni-citus (Patroni may read it); "
+        "did you mean PATRONI_ETCD3_HOSTS?"
+    ]
+
+
+@pytest.mark.parametrize(
+    "name", ["CITUS_SOMETHING_ELSE", "PATRONI_LOG_LEVEL", "PATRONI_CITUS_GROUP", "CITUS_ROLE"]
+)
+def test_unrelated_or_known_variables_are_no_typos(base_env: dict[str, str], name: str) -> None:
+    base_env[name] = "1" if name == "PATRONI_CITUS_GROUP" else "worker" if name == "CITUS_ROLE" else "x"
+    assert typo_findings(base_env) == []
