@@ -433,6 +433,11 @@ def formation_options(command: Callable[..., R]) -> Callable[..., R]:
             password_file=dcs_password_file,
             password=os.environ.get("PATRONI_ETCD3_PASSWORD"),
         )
+        # An explicit --dcs with --formation wins over a -c that only came from PATRONI_CITUS_CONFIG
+        # (the image sets it for its members; a sidecar of the same image names the DCS instead).
+        source = click.get_current_context().get_parameter_source("config_path")
+        if dcs_url and formation_name and source is click.core.ParameterSource.ENVIRONMENT:
+            config_path = None
         address = formation_target.resolve_address(
             config_path,
             dcs_url,

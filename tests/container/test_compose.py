@@ -290,7 +290,9 @@ def test_status_and_reconcile_inside_a_container_report_healthy(formation: Compo
         return stdout
 
     # A short unsynced window right after a move is converging, not drift: allow it to settle.
-    report = wait_until("patroni-citus status to exit 0", status_healthy, timeout=60, interval=3)
+    report = wait_until(
+        "patroni-citus status to exit 0", status_healthy, timeout=60, interval=3, explain=formation.explain
+    )
     progress("patroni-citus status:\n" + report)
 
     code, stdout, stderr = exec_in(
@@ -339,4 +341,10 @@ def test_documented_switchover_drill_moves_the_row(formation: ComposeFormation) 
             raise RuntimeError(f"patroni-citus status exited {code}:\n{stdout}{stderr}")
         return True
 
-    wait_until("patroni-citus status (no -c) to exit 0", status_exit_code, timeout=60, interval=3)
+    wait_until(
+        "patroni-citus status (no -c) to exit 0",
+        status_exit_code,
+        timeout=60,
+        interval=3,
+        explain=formation.explain,
+    )

@@ -515,3 +515,16 @@ def test_render_config_names_every_bad_variable_a_line_each(
     ], lines
     assert all(line.startswith(ERROR_PREFIX) for line in lines)
     assert not (tmp_path / "patroni.yml").exists()
+
+
+def test_dcs_and_formation_win_over_a_config_only_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The image sets PATRONI_CITUS_CONFIG for its members; a sidecar naming --dcs must not need it."""
+    monkeypatch.setenv("PATRONI_CITUS_CONFIG", str(tmp_path / "absent.yml"))
+    nowhere = ["--dcs", "http://127.0.0.1:1", "--formation", "nowhere", "--dcs-timeout", "1"]
+    result = run("status", *nowhere)
+    assert result.exit_code == 2
+    assert "cannot connect to the DCS" in result.stderr and "absent.yml" not in result.stderr
+    explicit = run("status", "-c", str(tmp_path / "absent.yml"), *nowhere)
+    assert explicit.exit_code == 2 and "absent.yml" in explicit.stderr, "an explicit -c still wins"
