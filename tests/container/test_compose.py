@@ -8,6 +8,7 @@ One scenario on one formation (module scope), step by step, as an operator would
 from __future__ import annotations
 
 import contextlib
+import urllib.request
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -348,3 +349,19 @@ def test_documented_switchover_drill_moves_the_row(formation: ComposeFormation) 
         interval=3,
         explain=formation.explain,
     )
+
+
+def test_the_compose_exporter_reads_the_formation(formation: ComposeFormation) -> None:
+    """compose.yaml's `metrics` service (docs/monitoring.md) serves series read from etcd and every member."""
+    wait_until("registration", lambda: registered(formation), timeout=120, explain=formation.explain)
+    url = f"http://127.0.0.1:{formation.metrics_port}/metrics"
+
+    def formation_read() -> str | None:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return text if "patroni_citus_up 1.0" in text else None
+
+    text = wait_until("the exporter to read the formation", formation_read, timeout=60, interval=3)
+    for group in (0, 1, 2):
+        assert f'patroni_citus_group_leader_present{{group="{group}"}} 1.0' in text, text
+    assert "patroni_citus_metadata_up 1.0" in text, text
