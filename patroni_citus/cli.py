@@ -67,6 +67,17 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _owner_ids(owner: str | None) -> tuple[int, int] | None:
+    """--owner as (uid, gid); None for the caller."""
+    if owner is None:
+        return None
+    try:
+        entry = pwd.getpwnam(owner)
+    except KeyError:
+        raise ConfigurationError("--owner", owner, "no such OS user") from None
+    return entry.pw_uid, entry.pw_gid
+
+
 def progress(line: str) -> None:
     click.echo(line, err=True)
 
@@ -95,13 +106,7 @@ def render_config_command(output: Path | None, config_path: Path | None, owner: 
     for _error, warning in typo_findings(os.environ):
         if warning is not None:
             click.echo(f"patroni-citus: warning: {warning}", err=True)
-    owner_ids = None
-    if owner is not None:
-        try:
-            entry = pwd.getpwnam(owner)
-        except KeyError:
-            raise ConfigurationError("--owner", owner, "no such OS user") from None
-        owner_ids = (entry.pw_uid, entry.pw_gid)
+    owner_ids = _owner_ids(owner)
     target = config_path or output or DEFAULT_CONFIG_PATH
     text = render_config(settings, target.absolute(), default_scripts_dir())
     if output is None:
@@ -782,13 +787,7 @@ def pooler_render(owner: str | None) -> None:
     The include file with the target ([databases]) is the watcher's: `pooler watch` writes it.
     """
     settings = load_pooler_settings(os.environ)
-    owner_ids = None
-    if owner is not None:
-        try:
-            entry = pwd.getpwnam(owner)
-        except KeyError:
-            raise ConfigurationError("--owner", owner, "no such OS user") from None
-        owner_ids = (entry.pw_uid, entry.pw_gid)
+    owner_ids = _owner_ids(owner)
     files = pooler_config.PoolerFiles(Path(settings.config_dir))
     for path in pooler_config.write_config(settings, files, owner_ids):
         progress(f"wrote {path} (mode 0600)")

@@ -101,13 +101,21 @@ def next_primary(
     return None
 
 
+def not_the_leader(config: MemberConfig) -> str | None:
+    """Why this member may not act for its group now (the DCS names another leader), or None."""
+    cluster = dcs.read_cluster(config.dcs, config.scope)
+    if cluster is not None and cluster.leader == config.name:
+        return None
+    named = cluster.leader if cluster is not None else None
+    return f"the DCS names {named or 'no member'} the leader of {config.scope}"
+
+
 def hold_group(stopping: StoppingPrimary, announce: Callable[[str], None]) -> None:
     """The holder: lock, announce, wait for the group's next primary, point the rows at it, commit."""
     config = stopping.config
-    cluster = dcs.read_cluster(config.dcs, config.scope)
-    if cluster is None or cluster.leader != config.name:
-        named = cluster.leader if cluster is not None else None
-        announce(f"no hold: the DCS names {named or 'no member'} the leader of {config.scope}")
+    refusal = not_the_leader(config)
+    if refusal is not None:
+        announce(f"no hold: {refusal}")
         return
     bound = config.citus.hold_timeout
     coordinator = metadata.connect(

@@ -16,7 +16,7 @@ import logging
 import time
 from contextlib import suppress
 
-from patroni_citus import dcs, hold, pgbouncer
+from patroni_citus import hold, pgbouncer
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.planner import Endpoint
 
@@ -76,10 +76,9 @@ def _all_point_at(
 def pause_poolers(stopping: hold.StoppingPrimary, announce: hold.Announce) -> None:
     """The helper: pause, announce, wait for the next primary and the repoint, resume."""
     config = stopping.config
-    cluster = dcs.read_cluster(config.dcs, config.scope)
-    if cluster is None or cluster.leader != config.name:
-        named = cluster.leader if cluster is not None else None
-        announce(f"no pooler pause: the DCS names {named or 'no member'} the leader of {config.scope}")
+    refusal = hold.not_the_leader(config)
+    if refusal is not None:
+        announce(f"no pooler pause: {refusal}")
         return
     logins = pgbouncer.settings_logins(config.citus)
     paused, problems = _pause_all(logins, config.citus.database)

@@ -58,6 +58,20 @@ def _pick_candidate(cluster: dcs.Cluster, wanted: str | None) -> dcs.Member:
     return min(replicas, key=lambda m: cluster.lag(m) or 0)
 
 
+def _leader_and_candidate(
+    address: FormationAddress, group: int, candidate_name: str | None
+) -> tuple[dcs.Cluster, dcs.Member, dcs.Member, Endpoint]:
+    """The group's cluster, its leader, the replica to hand over to and that replica's address."""
+    cluster = _group_cluster(address, group)
+    old = cluster.leader_member
+    if old is None or old.endpoint is None:
+        raise SwitchoverError(f"{cluster.scope} has no leader to switch over from")
+    candidate = _pick_candidate(cluster, candidate_name)
+    if candidate.endpoint is None or not candidate.api_url:
+        raise SwitchoverError(f"{candidate.name} publishes no connection or REST address in the DCS")
+    return cluster, old, candidate, candidate.endpoint
+
+
 def _check_lockable(coordinator: metadata.Connection, group: int, lock_timeout_ms: int) -> None:
     """Would the hold get its locks now? Refuse before anything changes rather than hold nothing."""
     try:
@@ -101,14 +115,7 @@ def switchover(
     """Switch group's leader to candidate with client statements held, not failed, meanwhile."""
     if group == 0:
         return _coordinator_switchover(address, candidate_name, report, timeout)
-    cluster = _group_cluster(address, group)
-    old = cluster.leader_member
-    if old is None or old.endpoint is None:
-        raise SwitchoverError(f"{cluster.scope} has no leader to switch over from")
-    candidate = _pick_candidate(cluster, candidate_name)
-    if candidate.endpoint is None or not candidate.api_url:
-        raise SwitchoverError(f"{candidate.name} publishes no connection or REST address in the DCS")
-    target = Endpoint(candidate.endpoint.host, candidate.endpoint.port)
+    cluster, old, candidate, target = _leader_and_candidate(address, group, candidate_name)
     coordinator = metadata.connect(
         list(address.coordinator_endpoints), address.database, address.credentials, read_write=True
     )
@@ -181,13 +188,7 @@ def _coordinator_switchover(
     address: FormationAddress, candidate_name: str | None, report: Callable[[str], None], timeout: float
 ) -> SwitchoverResult:
     """Group 0: nothing on the coordinator can hold its own clients; the poolers in front of it can."""
-    cluster = _group_cluster(address, 0)
-    old = cluster.leader_member
-    if old is None or old.endpoint is None:
-        raise SwitchoverError(f"{cluster.scope} has no leader to switch over from")
-    candidate = _pick_candidate(cluster, candidate_name)
-    if candidate.endpoint is None or not candidate.api_url:
-        raise SwitchoverError(f"{candidate.name} publishes no connection or REST address in the DCS")
+    cluster, old, candidate, _target = _leader_and_candidate(address, 0, candidate_name)
     logins = pgbouncer.tag_logins(old.tags)
     if not logins:
         report("no pooler is configured (CITUS_POOLERS): clients connected directly reconnect by themselves")
