@@ -40,8 +40,9 @@ except ImportError as missing:  # Debian's python3, or a venv from before patron
 #: compose.yaml's services: the host names the members reach each other (and etcd) by.
 COMPOSE_MEMBERS = ("coordinator-a", "coordinator-b", "worker-1a", "worker-1b", "worker-2a", "worker-2b")
 COMPOSE_ETCD = ("etcd",)
-#: compose.yaml's clients of etcd and PostgreSQL that serve nothing of the formation: the exporter.
-COMPOSE_CLIENTS = ("metrics",)
+#: compose.yaml's clients of etcd and PostgreSQL that serve nothing of the formation: the exporter,
+#: and the pooler's watcher and PgBouncer (which share one directory).
+COMPOSE_CLIENTS = ("metrics", "pooler")
 IMAGE_POSTGRES_OWNER = "999:999"
 #: Names every certificate also carries, so a client on the same machine can verify it too.
 LOOPBACK_NAMES = ("localhost", "127.0.0.1")

@@ -128,8 +128,9 @@ class Watcher:
                 )
                 self._probe_at = leader.endpoint
             in_recovery, started_at = metadata.postmaster_facts(self._probe)
-        except PatroniCitusError:
+        except PatroniCitusError as exc:
             self._close_probe()
+            self.say_once(f"coordinator leader {leader.name} at {leader.endpoint} not answering: {exc}")
             return None
         return None if in_recovery else Primary(leader.name, leader.endpoint, started_at)
 
@@ -183,7 +184,8 @@ class Watcher:
             pgbouncer.resume(self._console, self.database)
             self.judge.observe(False, time.monotonic(), None, None, False)
             self.report(f"resumed the pooler: {reason}")
-        self._said.clear()
+        if current is not None:  # all well again: the next trouble is news
+            self._said.clear()
 
     def close(self) -> None:
         self._close_probe()

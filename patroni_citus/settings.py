@@ -202,13 +202,15 @@ class PoolerSettings:
 
     @property
     def admin_address(self) -> tuple[str, int]:
-        """Where this host reaches its own PgBouncer's admin console (loopback for a wildcard listen).
+        """Where the watcher reaches its PgBouncer's admin console: the Unix socket in config_dir.
+
+        The watcher shares that directory with PgBouncer anyway (it writes the include file there), so
+        the socket is there whatever the listen address, also from a sidecar container.
 
         >>> PoolerSettings(Credentials("a", "x"), Credentials("b", "y")).admin_address
-        ('127.0.0.1', 6432)
+        ('/etc/pgbouncer-citus', 6432)
         """
-        host, _, port = self.listen.rpartition(":")
-        return ("127.0.0.1" if host in _WILDCARD_HOSTS else host.strip("[]")), int(port)
+        return self.config_dir, int(self.listen.rpartition(":")[2])
 
 
 def read_password_file(setting: str, path: str) -> str:

@@ -242,6 +242,7 @@ class ComposeFormation:
     passwords: dict[str, str] = field(repr=False)
     coordinator_ports: tuple[int, int] = (0, 0)
     metrics_port: int = 0
+    pooler_port: int = 0
     volumes_seen: set[str] = field(default_factory=set)
 
     @property
@@ -266,6 +267,7 @@ class ComposeFormation:
             "PATRONI_CITUS_COORDINATOR_A_PORT": str(self.coordinator_ports[0]),
             "PATRONI_CITUS_COORDINATOR_B_PORT": str(self.coordinator_ports[1]),
             "PATRONI_CITUS_METRICS_PORT": str(self.metrics_port),
+            "PATRONI_CITUS_POOLER_PORT": str(self.pooler_port),
         }
 
     def compose(self, *arguments: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -438,6 +440,19 @@ class ComposeFormation:
         connection.autocommit = True
         return connection
 
+    def connect_pooler(self) -> psycopg2.extensions.connection:
+        """The formation through compose's PgBouncer (its published port), as an application would."""
+        connection = psycopg2.connect(
+            host="127.0.0.1",
+            port=self.pooler_port,
+            user="postgres",
+            password=self.superuser_password,
+            dbname="citus",
+            connect_timeout=5,
+        )
+        connection.autocommit = True
+        return connection
+
     def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with contextlib.closing(self.connect()) as connection, connection.cursor() as cursor:
             cursor.execute(sql, parameters or None)
@@ -481,6 +496,7 @@ def compose_formation(
         passwords=passwords,
         coordinator_ports=(free_port(), free_port()),
         metrics_port=free_port(),
+        pooler_port=free_port(),
     )
     make_demo_certs(formation.tls_dir)
     progress(f"compose project {formation.project}: up (image {IMAGE})")

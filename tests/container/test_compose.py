@@ -8,9 +8,12 @@ One scenario on one formation (module scope), step by step, as an operator would
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
+import time
 import urllib.request
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 import pytest
@@ -26,6 +29,8 @@ from container_harness import (
     progress,
     wait_until,
 )
+
+from patroni_citus import drill
 
 if TYPE_CHECKING:
     import docker.models.containers
@@ -365,3 +370,76 @@ def test_the_compose_exporter_reads_the_formation(formation: ComposeFormation) -
     for group in (0, 1, 2):
         assert f'patroni_citus_group_leader_present{{group="{group}"}} 1.0' in text, text
     assert "patroni_citus_metadata_up 1.0" in text, text
+
+
+def pooler_report(formation: ComposeFormation) -> tuple[str, dict[str, Any]] | None:
+    """(the coordinator leader, compose's one pooler as `status --json` reports it), once it points there."""
+    code, stdout, stderr = exec_in(formation.running_coordinator(), ["patroni-citus", "status", "--json"])
+    if not stdout.strip():
+        raise RuntimeError(f"patroni-citus status --json exited {code} with no report: {stderr.strip()}")
+    report = json.loads(stdout)
+    poolers = report.get("poolers") or []
+    leader = formation.leaders().get("demo-0")
+    if leader is None or len(poolers) != 1 or not poolers[0]["points_at_leader"]:
+        return None
+    return leader, poolers[0]
+
+
+def test_pgbouncer_holds_clients_across_a_coordinator_switchover(formation: ComposeFormation) -> None:
+    """compose's PgBouncer and watcher (docs/container.md): status sees it on the coordinator leader, and a
+    writer and a reader through it every 50 ms see no failed statement across `switchover --group 0`."""
+    wait_until("registration", lambda: registered(formation), timeout=120, explain=formation.explain)
+    old_leader, pooler = wait_until(
+        "status to see PgBouncer on the coordinator leader",
+        lambda: pooler_report(formation),
+        timeout=90,
+        interval=3,
+        explain=formation.explain,
+    )
+    progress(f"pooler {pooler['address']} -> {pooler['host']}:{pooler['port']} (leader {old_leader})")
+    assert pooler["address"] == "pgbouncer:6432" and pooler["host"] == old_leader, pooler
+    wait_until(
+        "demo-0 to have a streaming replica",
+        lambda: streaming_replica(formation, "demo-0"),
+        timeout=120,
+        interval=2,
+        explain=formation.explain,
+    )
+    dsn = psycopg2.extensions.make_dsn(
+        host="127.0.0.1",
+        port=formation.pooler_port,
+        user="postgres",
+        password=formation.superuser_password,
+        dbname="citus",
+    )
+    drill.prepare_table(dsn)
+    load = drill.Load(dsn, ids=itertools.count(1), pooled=True)
+    load.start()
+    try:
+        time.sleep(2)
+        code, stdout, stderr = exec_in(
+            formation.running_coordinator(), ["patroni-citus", "switchover", "--group", "0"]
+        )
+        assert code == 0, stdout + stderr
+        progress(" | ".join((stdout + stderr).strip().splitlines()[-2:]))
+        new_leader, pooler = wait_until(
+            "PgBouncer on the new coordinator leader",
+            lambda: found if (found := pooler_report(formation)) and found[0] != old_leader else None,
+            timeout=90,
+            interval=2,
+            explain=formation.explain,
+        )
+        time.sleep(2)
+    finally:
+        load.stop()
+    failed = [outcome for outcome in load.outcomes if not outcome.ok]
+    longest = max(outcome.finished - outcome.started for outcome in load.outcomes)
+    progress(
+        f"switchover {old_leader} -> {new_leader} through PgBouncer: {len(load.outcomes)} statements, "
+        f"{len(failed)} failed, longest {longest:.2f} s"
+    )
+    assert pooler["host"] == new_leader, pooler
+    assert {outcome.kind for outcome in load.outcomes} == {"write", "read"}
+    assert not failed, f"{len(failed)} statements failed through PgBouncer: {failed[:5]}"
+    (count,) = formation.query(f"SELECT count(*) FROM {drill.TABLE}")[0]  # noqa: S608 - constant
+    assert count >= len(load.acknowledged), (count, len(load.acknowledged))

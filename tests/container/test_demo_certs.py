@@ -21,7 +21,7 @@ import pytest
 from container_harness import CERT_TOOL, CERT_TOOL_PYTHON, REPO_ROOT, REQUIRE, cert_tool_missing
 
 MEMBERS = ("coordinator-a", "coordinator-b", "worker-1a", "worker-1b", "worker-2a", "worker-2b")
-HOSTS = (*MEMBERS, "etcd", "metrics")
+HOSTS = (*MEMBERS, "etcd", "metrics", "pooler")
 
 
 def make_certs(out_dir: Path, *options: str) -> subprocess.CompletedProcess[str]:

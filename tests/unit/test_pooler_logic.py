@@ -60,7 +60,7 @@ def test_defaults_are_transaction_pooling_behind_scram(pooler_env: dict[str, str
         "0.0.0.0:6432",
         "pooler_admin",
     )
-    assert settings.admin_address == ("127.0.0.1", 6432)
+    assert settings.admin_address == (settings.config_dir, 6432)
     ini = render_ini(settings, PoolerFiles(Path(settings.config_dir)))
     assert "auth_type = scram-sha-256" in ini and "admin_users = pooler_admin" in ini
     assert f"%include {settings.config_dir}/databases.ini" in ini
