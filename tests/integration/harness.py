@@ -30,6 +30,7 @@ from polling import TIMEOUT_MULTIPLIER
 from patroni_citus.local import network as local_network
 from patroni_citus.local import pgtree
 from patroni_citus.local.layout import FormationLayout, FormationState, MemberLayout
+from patroni_citus.settings import Credentials
 from patroni_citus.template import CALLBACK_SCRIPTS, default_scripts_dir
 
 T = TypeVar("T")
@@ -141,7 +142,11 @@ class LocalFormation:
 
     @property
     def password(self) -> str:
-        return self.layout.password_file("superuser").read_text().strip()
+        return self.layout.password("superuser")
+
+    @property
+    def rest_auth(self) -> Credentials:
+        return self.layout.rest_auth()
 
     def state(self) -> FormationState:
         state = FormationState.load(self.base)
