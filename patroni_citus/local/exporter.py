@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from patroni_citus import callback_state
-from patroni_citus.local import processes
+from patroni_citus.local import commands, processes
 from patroni_citus.local.layout import LOOPBACK, FormationLayout, FormationState
 from patroni_citus.local.member_setup import daemon_environment
-from patroni_citus.template import default_scripts_dir
 
 Reporter = Callable[[str], None]
 MARKER = " metrics "  # in its command line (`patroni-citus metrics -c ...`): tells ours from a reused pid
@@ -31,7 +30,7 @@ def start(state: FormationState, user: pwd.struct_passwd, report: Reporter) -> i
     """`patroni-citus metrics` for this formation as the service user, with every member's callback state."""
     layout = state.layout
     argv = [
-        str(default_scripts_dir() / "patroni-citus"),
+        commands.cli_path(),
         "metrics",
         "-c",
         str(layout.member(0, 0).config_path),  # mode 0600, the service user's: the exporter runs as it

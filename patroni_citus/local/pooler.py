@@ -17,7 +17,7 @@ from pathlib import Path
 
 from patroni_citus import pgbouncer
 from patroni_citus.errors import PatroniCitusError
-from patroni_citus.local import processes
+from patroni_citus.local import commands, processes
 from patroni_citus.local.layout import (
     DATABASE,
     LOOPBACK,
@@ -146,15 +146,7 @@ def _daemon(
 
 def start_watcher(state: FormationState, user: pwd.struct_passwd, report: Reporter) -> int:
     layout = state.layout
-    argv = [
-        str(default_scripts_dir() / "patroni-citus"),
-        "pooler",
-        "watch",
-        "--dcs",
-        layout.dcs_url,
-        "--formation",
-        layout.name,
-    ]
+    argv = [commands.cli_path(), "pooler", "watch", "--dcs", layout.dcs_url, "--formation", layout.name]
     daemon = _daemon(layout, "watcher", "the pooler watcher", argv, files(layout).databases.exists)
 
     def started(pid: int) -> None:
