@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+import bench_formation
+
 from patroni_citus import drill
-from patroni_citus.local import formation, pgtree
+from patroni_citus.local import formation
 from patroni_citus.local.layout import FormationLayout
 
 
@@ -32,8 +32,7 @@ def report(line: str) -> None:
 
 
 def run_mode(mode: str, args: argparse.Namespace, bindir: Path, citus: str) -> dict[str, dict[str, object]]:
-    base = Path(tempfile.mkdtemp(prefix=f"patroni-citus-failover-{mode}-"))
-    os.chmod(base, 0o755)  # noqa: S103 - the postgres OS user must traverse it
+    base = bench_formation.new_base_dir(f"patroni-citus-failover-{mode}-")
     layout = FormationLayout(
         str(base),
         "bench",
@@ -59,16 +58,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scenario", dest="scenarios", action="append", choices=drill.SCENARIOS)
     parser.add_argument("--mode", dest="modes", action="append", choices=("callbacks", "builtin"))
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--members", type=int, default=2, help="Patroni members per group")
-    parser.add_argument("--port-base", type=int, default=54000)
-    parser.add_argument("--citus", choices=("auto", "real", "standin"), default="auto")
-    parser.add_argument("--pg-bindir", default=os.environ.get("PATRONI_CITUS_PG_BINDIR"))
+    bench_formation.add_formation_options(parser, workers=1, members=2, port_base=54000)
     parser.add_argument("--json", dest="json_path", type=Path)
     args = parser.parse_args()
     args.scenarios = args.scenarios or list(drill.SCENARIOS)
-    bindir = Path(args.pg_bindir) if args.pg_bindir else pgtree.find_system_bindir()
-    citus = args.citus if args.citus != "auto" else ("real" if pgtree.citus_available(bindir) else "standin")
+    bindir, citus = bench_formation.postgres(args)
     results = {mode: run_mode(mode, args, bindir, citus) for mode in (args.modes or ["callbacks", "builtin"])}
     print(
         f"\nFailover drills, Citus {citus}, {args.members} members per group, "

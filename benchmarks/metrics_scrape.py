@@ -12,21 +12,17 @@ min/median/max and the exporter's resident memory (its own process_resident_memo
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from patroni_citus.local import pgtree
-from patroni_citus.template import default_scripts_dir
+import bench_formation
 
-CLI = str(default_scripts_dir() / "patroni-citus")
+from patroni_citus.local.layout import FormationState
+
 MIB = 1024 * 1024
 
 
@@ -54,29 +50,14 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--members", type=int, default=2)
-    parser.add_argument("--citus", choices=("auto", "real", "standin"), default="auto")
-    parser.add_argument("--pg-bindir", default=os.environ.get("PATRONI_CITUS_PG_BINDIR"))
-    parser.add_argument("--port-base", type=int, default=53000)
+    bench_formation.add_formation_options(parser, workers=4, members=2, port_base=53000)
     args = parser.parse_args()
-    bindir = Path(args.pg_bindir) if args.pg_bindir else pgtree.find_system_bindir()
-    citus = args.citus
-    if citus == "auto":
-        citus = "real" if pgtree.citus_available(bindir) else "standin"
-    base = Path(tempfile.mkdtemp(prefix="patroni-citus-bench-metrics-"))
-    os.chmod(base, 0o755)  # noqa: S103 - the postgres OS user must traverse it
-    up = [CLI, "local", "up", "--base-dir", str(base), "--workers", str(args.workers)]
-    up += ["--members", str(args.members), "--port-base", str(args.port_base), "--citus", citus]
-    up += ["--pg-bindir", str(bindir), "--metrics"]
-    try:
-        groups = f"1+{args.workers} groups x {args.members} members"
-        print(f"starting a formation of {groups} (Citus: {citus}) ...", file=sys.stderr, flush=True)
-        started = time.monotonic()
-        subprocess.run(up, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        print(f"formation up in {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
-        state = json.loads((base / "formation.json").read_text())
-        url = f"http://127.0.0.1:{args.port_base + 90}/metrics"
+    bindir, citus = bench_formation.postgres(args)
+    groups = f"1+{args.workers} groups x {args.members} members"
+    prefix = "patroni-citus-bench-metrics-"
+    with bench_formation.running_formation(args, bindir, citus, prefix, "--metrics") as layout:
+        state = FormationState.load_existing(layout.base)
+        url = f"{layout.metrics_url}/metrics"
         timings, body = [], ""
         for run in range(args.runs + 1):
             elapsed, body = scrape(url)
@@ -88,7 +69,7 @@ def main() -> int:
             print(f"  scrape {run}/{args.runs}: {elapsed * 1000:.0f} ms", file=sys.stderr, flush=True)
         series = sum(1 for line in body.splitlines() if line.startswith("patroni_citus_"))
         rss = sample(body, "process_resident_memory_bytes")
-        proc_rss = vm_rss(int(state["metrics_pid"]))
+        proc_rss = vm_rss(state.metrics_pid) if state.metrics_pid else None
         members = (args.workers + 1) * args.members
         print(f"\n`GET /metrics` of `patroni-citus metrics` on {groups} ({members} members), Citus {citus}")
         print("| scrapes | min ms | median ms | max ms | series | exporter RSS MiB | target |")
@@ -99,13 +80,6 @@ def main() -> int:
             f"| {max(timings) * 1000:.0f} | {series} | {shown_rss} | < 1000 ms |"
         )
         return 0
-    finally:
-        subprocess.run(
-            [CLI, "local", "down", "--base-dir", str(base), "--purge"],
-            check=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
 
 
 if __name__ == "__main__":

@@ -10,18 +10,16 @@ always tears the formation down.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from patroni_citus.local import pgtree
-from patroni_citus.template import default_scripts_dir
+import bench_formation
 
-CLI = str(default_scripts_dir() / "patroni-citus")
+from patroni_citus.local import commands
+
+CLI = commands.cli_path()
 
 
 def main() -> int:
@@ -29,45 +27,11 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--members", type=int, default=2)
-    parser.add_argument("--citus", choices=("auto", "real", "standin"), default="auto")
-    parser.add_argument("--pg-bindir", default=os.environ.get("PATRONI_CITUS_PG_BINDIR"))
-    parser.add_argument("--port-base", type=int, default=52000)
+    bench_formation.add_formation_options(parser, workers=4, members=2, port_base=52000)
     args = parser.parse_args()
-    bindir = Path(args.pg_bindir) if args.pg_bindir else pgtree.find_system_bindir()
-    citus = args.citus
-    if citus == "auto":
-        citus = "real" if pgtree.citus_available(bindir) else "standin"
-    base = Path(tempfile.mkdtemp(prefix="patroni-citus-bench-"))
-    os.chmod(base, 0o755)  # noqa: S103 - the postgres OS user must traverse it
-    up = [
-        CLI,
-        "local",
-        "up",
-        "--base-dir",
-        str(base),
-        "--workers",
-        str(args.workers),
-        "--members",
-        str(args.members),
-        "--port-base",
-        str(args.port_base),
-        "--citus",
-        citus,
-        "--pg-bindir",
-        str(bindir),
-    ]
-    try:
-        print(
-            f"starting a formation of 1+{args.workers} groups x {args.members} members (Citus: {citus}) ...",
-            file=sys.stderr,
-            flush=True,
-        )
-        started = time.monotonic()
-        subprocess.run(up, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        print(f"formation up in {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
-        config = str(base / "group0" / "member0" / "patroni.yml")
+    bindir, citus = bench_formation.postgres(args)
+    with bench_formation.running_formation(args, bindir, citus, "patroni-citus-bench-") as layout:
+        config = str(layout.member(0, 0).config_path)
         timings = []
         for run in range(args.runs + 1):
             began = time.perf_counter()
@@ -88,13 +52,6 @@ def main() -> int:
             f"| {max(timings) * 1000:.0f} | < 1000 |"
         )
         return 0
-    finally:
-        subprocess.run(
-            [CLI, "local", "down", "--base-dir", str(base), "--purge"],
-            check=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ from patroni_citus import (
     switchover,
 )
 from patroni_citus.errors import ConfigurationError, PatroniCitusError
-from patroni_citus.local import formation
+from patroni_citus.local import access, formation, members, password_rotation
+from patroni_citus.local import pooler as local_pooler
 from patroni_citus.local.layout import DCS_KINDS, NETWORKS, FormationLayout
 from patroni_citus.planner import Endpoint
 from patroni_citus.settings import load_pooler_settings, load_settings, typo_findings
@@ -268,7 +269,7 @@ def local_env(base_dir: Path) -> None:
     etcd login (PATRONI_ETCD3_*, PATRONI_CITUS_DCS, PATRONI_CITUS_FORMATION), not a member's config
     (which holds Patroni's read-write etcd login).
     """
-    for name, value in formation.shell_environment(base_dir.absolute()).items():
+    for name, value in access.shell_environment(base_dir.absolute()).items():
         click.echo(f"export {name}={shlex.quote(value)}")
 
 
@@ -279,7 +280,7 @@ def local_env(base_dir: Path) -> None:
 @reports_errors
 def local_stop_member(base_dir: Path, name: str, kill: bool) -> None:
     """Stop one member (cleanly, or as a crash with --kill)."""
-    formation.stop_member(base_dir.absolute(), name, kill, progress)
+    members.stop_member(base_dir.absolute(), name, kill, progress)
 
 
 @local.command("start-member")
@@ -288,7 +289,7 @@ def local_stop_member(base_dir: Path, name: str, kill: bool) -> None:
 @reports_errors
 def local_start_member(base_dir: Path, name: str) -> None:
     """Start one stopped member again."""
-    formation.start_member(base_dir.absolute(), name, progress)
+    members.start_member(base_dir.absolute(), name, progress)
 
 
 @local.command("stop-pooler")
@@ -303,7 +304,7 @@ def local_start_member(base_dir: Path, name: str) -> None:
 def local_stop_pooler(base_dir: Path, kill: bool, only: str | None) -> None:
     """Stop the formation's PgBouncer and its watcher (`local up --pooler`)."""
     which = (only,) if only else ("watcher", "pgbouncer")
-    formation.stop_pooler(base_dir.absolute(), which, kill, progress)
+    local_pooler.stop_in(base_dir.absolute(), which, kill, progress)
 
 
 @local.command("start-pooler")
@@ -311,7 +312,7 @@ def local_stop_pooler(base_dir: Path, kill: bool, only: str | None) -> None:
 @reports_errors
 def local_start_pooler(base_dir: Path) -> None:
     """Start the formation's watcher and PgBouncer again, whichever is not running."""
-    formation.start_pooler(base_dir.absolute(), progress)
+    local_pooler.start_in(base_dir.absolute(), progress)
 
 
 @local.command("isolate")
@@ -320,7 +321,7 @@ def local_start_pooler(base_dir: Path) -> None:
 @reports_errors
 def local_isolate(base_dir: Path, name: str) -> None:
     """Cut one member off etcd, the other members and the coordinator (--network netns formations)."""
-    formation.set_member_connected(base_dir.absolute(), name, False, progress)
+    members.set_member_connected(base_dir.absolute(), name, False, progress)
 
 
 @local.command("heal")
@@ -329,7 +330,7 @@ def local_isolate(base_dir: Path, name: str) -> None:
 @reports_errors
 def local_heal(base_dir: Path, name: str) -> None:
     """Connect an isolated member again."""
-    formation.set_member_connected(base_dir.absolute(), name, True, progress)
+    members.set_member_connected(base_dir.absolute(), name, True, progress)
 
 
 def _member_table(reports: list[formation.MemberReport]) -> str:
@@ -374,7 +375,7 @@ def local_rotate_password(base_dir: Path, password_file: Path, dry_run: bool, as
     Exit 1 if a running member could not be reloaded (reload it by hand), 2 if refused or failed.
     """
     new_password = rotation.read_password_file(password_file)
-    result = formation.rotate_password(base_dir.absolute(), new_password, dry_run)
+    result = password_rotation.rotate_password(base_dir.absolute(), new_password, dry_run)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:

@@ -27,9 +27,10 @@ import psycopg2
 
 from patroni_citus import patroni_api, switchover
 from patroni_citus.errors import PatroniCitusError
-from patroni_citus.local import formation
-from patroni_citus.local.layout import FormationState, MemberLayout
-from patroni_citus.settings import Credentials
+from patroni_citus.local import access
+from patroni_citus.local import members as local_members
+from patroni_citus.local.layout import DATABASE, SUPERUSER, FormationState, MemberLayout
+from patroni_citus.poll import poll_until
 from patroni_citus.template import default_scripts_dir
 
 SCENARIOS = (
@@ -198,12 +199,8 @@ def _leader(members: list[MemberLayout]) -> MemberLayout | None:
 
 
 def _wait(what: str, probe: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe():
-            return
-        time.sleep(0.2)
-    raise DrillError(f"timed out after {timeout:.0f}s waiting for {what}")
+    if not poll_until(probe, timeout, 0.2):
+        raise DrillError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _ready_to_fail_over(members: list[MemberLayout], synchronous: bool) -> bool:
@@ -268,7 +265,7 @@ def run_once(base_dir: Path, scenario: str, report: Reporter, run_number: int = 
     layout = state.layout
     group = 0 if scenario.startswith("coordinator") else 1
     members = layout.group_members(group)
-    dsn = layout.coordinator_dsn(formation.DATABASE, formation.SUPERUSER)
+    dsn = layout.coordinator_dsn(DATABASE, SUPERUSER)
     pooled = scenario == POOLED
     if pooled and not layout.pooler:
         raise DrillError(f"{scenario} needs a formation with a pooler (`local up --pooler`)")
@@ -282,7 +279,7 @@ def run_once(base_dir: Path, scenario: str, report: Reporter, run_number: int = 
         raise DrillError(f"group {group} has no leader")
     prepare_table(dsn)
     ids = ids_on_group(dsn, group, (run_number + 1) * 10**7 + int(time.time()) % 10**6 * 1000)
-    load_dsn = layout.pooler_dsn(formation.DATABASE, formation.SUPERUSER) if pooled else dsn
+    load_dsn = layout.pooler_dsn(DATABASE, SUPERUSER) if pooled else dsn
     load = Load(load_dsn, ids, pooled=pooled)
     watcher = Watcher(members, old.name, group, dsn)
     if scenario.endswith("restart"):
@@ -305,7 +302,7 @@ def run_once(base_dir: Path, scenario: str, report: Reporter, run_number: int = 
         load.stop()
     figures = _figures(load, watcher, fault, dsn)
     if scenario.endswith("kill"):
-        formation.start_member(base_dir, old.name, report)
+        local_members.start_member(base_dir, old.name, report)
     _wait(f"{old.name} to rejoin", lambda: _ready_to_fail_over(members, layout.synchronous), 180)
     return figures
 
@@ -320,7 +317,7 @@ def _inject(
     report: Reporter,
 ) -> None:
     if scenario.endswith("kill"):
-        formation.stop_member(base_dir, old.name, kill=True, report=report)
+        local_members.stop_member(base_dir, old.name, kill=True, report=report)
         return
     if scenario == "worker-restart":
         patronictl(mode, group, old, "restart", _scope(base_dir, group), old.name)
@@ -331,11 +328,11 @@ def _inject(
         patronictl(mode, group, old, "switchover", _scope(base_dir, group), *leader, *wanted)
         return
     if mode == "callbacks" and (group != 0 or scenario == POOLED):
-        address = formation.formation_address(FormationState.load(base_dir).layout)  # type: ignore[union-attr]
+        address = access.formation_address(FormationState.load(base_dir).layout)  # type: ignore[union-attr]
         switchover.switchover(address, group, candidate.name, report)
         return
-    password = (base_dir / "secrets" / "restapi.password").read_text().strip()
-    answer = patroni_api.switchover(old.rest_url, old.name, candidate.name, Credentials("patroni", password))
+    rest_auth = FormationState.load_existing(base_dir).layout.rest_auth()
+    answer = patroni_api.switchover(old.rest_url, old.name, candidate.name, rest_auth)
     report(f"Patroni: {answer.get('message', answer)}")
 
 

@@ -1,11 +1,15 @@
-"""Waiting for a condition in tests: the one poll loop the integration and container harnesses share."""
+"""Waiting for a condition in tests: the product's poll loop, tolerant of transient errors and stretchable.
+
+The integration and container harnesses share it.
+"""
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from patroni_citus.poll import poll_until
 
 T = TypeVar("T")
 #: Slower machines may stretch every test timeout (never shorten them).
@@ -20,16 +24,19 @@ def wait_until(
     explain: Callable[[], str] | None = None,
 ) -> T:
     """Poll probe until it returns something truthy; fail naming what never happened (and why, if explain)."""
-    deadline = time.monotonic() + timeout * TIMEOUT_MULTIPLIER
     last_error: Exception | None = None
-    while time.monotonic() < deadline:
+
+    def tolerant() -> T | None:
+        nonlocal last_error
         try:
-            result = probe()
-            if result:
-                return result
+            return probe()
         except Exception as exc:  # polling tolerates transient errors and reports the last one
             last_error = exc
-        time.sleep(interval)
+            return None
+
+    result = poll_until(tolerant, timeout * TIMEOUT_MULTIPLIER, interval)
+    if result is not None:
+        return result
     context = "\n" + explain() if explain is not None else ""
     message = (
         f"timed out after {timeout * TIMEOUT_MULTIPLIER:.0f}s waiting for {what}; last error: {last_error}"

@@ -31,6 +31,7 @@ from patroni_citus.local.layout import (
 
 Reporter = Callable[[str], None]
 START_TIMEOUT = 30.0
+MARKER = "etcd"  # in etcd's command line: tells our etcd from a process that reused its pid
 #: etcd users of a --tls formation and the namespace permission each role grants.
 ROLE_PERMISSIONS = {ETCD_PATRONI_USER: "READWRITE", ETCD_CLI_USER: "READ"}
 
@@ -118,14 +119,21 @@ def is_healthy(layout: FormationLayout) -> bool:
 def start(layout: FormationLayout, report: Reporter) -> int:
     """Start etcd as the caller and wait until it is healthy; with --tls also set up its users once."""
     layout.etcd_dir.mkdir(parents=True, exist_ok=True)
-    pid = processes.spawn(
-        command(layout),
-        layout.dcs_log_path,
+    daemon = processes.Daemon(
+        what="etcd",
+        argv=command(layout),
+        log_path=layout.dcs_log_path,
         cwd=layout.etcd_dir,
         env={"PATH": "/usr/bin:/bin", "ETCD_UNSUPPORTED_ARCH": "", "HOME": str(layout.etcd_dir)},
+        marker=MARKER,
+        ready=lambda: is_healthy(layout),
+        timeout=START_TIMEOUT,
+        pause=0.2,
     )
-    report(f"etcd: started (pid {pid}) on {client_url(layout)}, waiting for it to answer")
-    processes.wait_ready(pid, "etcd", lambda: is_healthy(layout), layout.dcs_log_path, START_TIMEOUT, 0.2)
+    url = client_url(layout)
+    pid = processes.start_unless_running(
+        daemon, lambda pid: report(f"etcd: started (pid {pid}) on {url}, waiting for it to answer")
+    )
     report("etcd: healthy" + (" (https, client certificates required)" if layout.tls else ""))
     if layout.tls:
         enable_auth(layout, report)
@@ -182,6 +190,6 @@ def enable_auth(layout: FormationLayout, report: Reporter) -> None:
     report(f"etcd: RBAC enabled (root; {grants})")
 
 
-def is_ours(pid: int) -> bool:
+def is_ours(pid: int | None) -> bool:
     """The pid still runs etcd (not a process that reused the pid)."""
-    return "etcd" in processes.command_line(pid)
+    return processes.is_ours(pid, MARKER)

@@ -10,7 +10,8 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from patroni_citus.errors import ConfigurationError
+from patroni_citus.errors import ConfigurationError, PatroniCitusError
+from patroni_citus.settings import Credentials
 from patroni_citus.template import write_private_file
 
 STATE_FILE = "formation.json"
@@ -30,6 +31,19 @@ ETCD_ROOT_USER = "root"
 ETCD_PATRONI_USER = "patroni"  # read-write on the namespace: every member's Patroni
 ETCD_CLI_USER = "patroni-citus-cli"  # read-only on the namespace: status, reconcile --dry-run
 NAMESPACE = "/service/"
+SUPERUSER = "postgres"
+DATABASE = "citus"
+REST_USER = "patroni"  # every member's REST API login (its password is the restapi secret)
+
+
+class FormationError(PatroniCitusError):
+    """The local formation could not be brought up, down or read."""
+
+
+class NoFormationError(FormationError):
+    """There is no local formation in the directory: a usage error, not an unhealthy formation."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -239,6 +253,14 @@ class FormationLayout:
             write_private_file(path, secrets.token_urlsafe(24) + "\n")
         return path
 
+    def password(self, kind: str) -> str:
+        """The password of kind (made on first use, see secret), without its line end."""
+        return self.secret(kind).read_text(encoding="utf-8").rstrip("\r\n")
+
+    def rest_auth(self) -> Credentials:
+        """The login of every member's Patroni REST API (read from its secret file)."""
+        return Credentials(REST_USER, self.password("restapi"))
+
     @property
     def tls_dir(self) -> Path:
         """--tls: the formation's CA and its etcd and client certificates (keys 0600)."""
@@ -280,6 +302,14 @@ class FormationLayout:
             directory=str(self.base / f"group{group}" / f"member{index}"),
             host=LOOPBACK if self.network == "loopback" else f"{self.subnet_prefix}.{10 + slot}",
         )
+
+    def find_member(self, name: str) -> MemberLayout:
+        """The member called name; a FormationError that lists the members if there is none."""
+        for member in self.all_members():
+            if member.name == name:
+                return member
+        names = ", ".join(m.name for m in self.all_members())
+        raise FormationError(f"no member named {name!r}; members are: {names}")
 
     def all_members(self) -> list[MemberLayout]:
         return [
@@ -326,6 +356,14 @@ class FormationState:
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
         temporary.replace(path)
+
+    @classmethod
+    def load_existing(cls, base_dir: Path) -> FormationState:
+        """The saved state of the formation in base_dir; NoFormationError if there is none."""
+        state = cls.load(base_dir)
+        if state is None:
+            raise NoFormationError(f"no local formation in {base_dir} (no formation.json)")
+        return state
 
     @classmethod
     def load(cls, base_dir: Path) -> FormationState | None:

@@ -8,17 +8,24 @@ Everything either of them reads lives under BASE/pooler, owned by that user, mod
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from patroni_citus import pgbouncer
 from patroni_citus.errors import PatroniCitusError
-from patroni_citus.local import processes
-from patroni_citus.local.layout import LOOPBACK, FormationLayout, FormationState
+from patroni_citus.local import commands, processes
+from patroni_citus.local.layout import (
+    DATABASE,
+    LOOPBACK,
+    SUPERUSER,
+    FormationError,
+    FormationLayout,
+    FormationState,
+)
 from patroni_citus.planner import Endpoint
 from patroni_citus.pooler_config import PoolerFiles, write_config
 from patroni_citus.settings import Credentials, load_pooler_settings
@@ -26,8 +33,10 @@ from patroni_citus.template import default_scripts_dir, write_private_file
 
 Reporter = Callable[[str], None]
 ADMIN_USER = "pooler_admin"
-CLIENT_USER = "postgres"
+CLIENT_USER = SUPERUSER
 START_TIMEOUT_S = 30.0
+#: In each daemon's command line: tells ours from a process that reused its pid.
+MARKERS = {"pgbouncer": "pgbouncer", "watcher": "pooler watch"}
 
 
 class PoolerStartError(PatroniCitusError):
@@ -67,7 +76,7 @@ def pooler_variables(layout: FormationLayout) -> dict[str, str]:
         "CITUS_POOLER_CLIENT_USER": CLIENT_USER,
         "CITUS_POOLER_CLIENT_PASSWORD_FILE": str(_client_password_file(layout)),
         "CITUS_POOLER_MAX_CLIENT_CONN": "100",
-        "CITUS_DATABASE": "citus",
+        "CITUS_DATABASE": DATABASE,
     }
 
 
@@ -76,7 +85,7 @@ def admin_login(layout: FormationLayout) -> pgbouncer.PoolerLogin:
     return pgbouncer.PoolerLogin(Endpoint(LOOPBACK, layout.pooler_port), Credentials(ADMIN_USER, password))
 
 
-def prepare(layout: FormationLayout, user: Any, superuser_password: str) -> None:
+def prepare(layout: FormationLayout, user: pwd.struct_passwd, superuser_password: str) -> None:
     """The pooler's directory and password files (before the members render: their tags name them)."""
     if not layout.pooler:
         return
@@ -89,7 +98,7 @@ def prepare(layout: FormationLayout, user: Any, superuser_password: str) -> None
     write_config(load_pooler_settings(pooler_variables(layout)), files(layout), owner)
 
 
-def refresh(state: FormationState, user: Any, superuser_password: str) -> str:
+def refresh(state: FormationState, user: pwd.struct_passwd, superuser_password: str) -> str:
     """A new superuser password: render the userlist again and have a running PgBouncer reread it."""
     prepare(state.layout, user, superuser_password)
     if not is_ours(state.pooler_pid, "pgbouncer"):
@@ -118,69 +127,64 @@ def _pgbouncer_binary() -> str:
     return found
 
 
-def start_watcher(state: FormationState, user: Any, report: Reporter) -> int:
-    layout = state.layout
-    argv = [
-        str(default_scripts_dir() / "patroni-citus"),
-        "pooler",
-        "watch",
-        "--dcs",
-        layout.dcs_url,
-        "--formation",
-        layout.name,
-    ]
-    target = files(layout).databases
-    if not is_ours(state.watcher_pid, "watcher"):
-        state.watcher_pid = processes.spawn(
-            argv, layout.pooler_dir / "watcher.log", layout.pooler_dir, _daemon_env(layout), user
-        )
-        state.save()
-        report(f"pooler watcher started (pid {state.watcher_pid})")
-    pid = state.watcher_pid
-    assert pid is not None
-    processes.wait_ready(
-        pid,
-        "the pooler watcher",
-        target.exists,
-        layout.pooler_dir / "watcher.log",
-        START_TIMEOUT_S,
-        0.1,
+def _daemon(
+    layout: FormationLayout, kind: str, what: str, argv: list[str], ready: Callable[[], bool]
+) -> processes.Daemon:
+    """kind (pgbouncer, watcher) names its log and its marker; both run as the service user in pooler_dir."""
+    return processes.Daemon(
+        what=what,
+        argv=argv,
+        log_path=layout.pooler_dir / f"{kind}.log",
+        cwd=layout.pooler_dir,
+        env=_daemon_env(layout),
+        marker=MARKERS[kind],
+        ready=ready,
+        timeout=START_TIMEOUT_S,
+        pause=0.1,
     )
-    return pid
+
+
+def start_watcher(state: FormationState, user: pwd.struct_passwd, report: Reporter) -> int:
+    layout = state.layout
+    argv = [commands.cli_path(), "pooler", "watch", "--dcs", layout.dcs_url, "--formation", layout.name]
+    daemon = _daemon(layout, "watcher", "the pooler watcher", argv, files(layout).databases.exists)
+
+    def started(pid: int) -> None:
+        state.watcher_pid = pid
+        state.save()
+        report(f"pooler watcher started (pid {pid})")
+
+    return processes.start_unless_running(daemon, started, state.watcher_pid, user)
 
 
 def _answers(layout: FormationLayout) -> bool:
     try:
-        return pgbouncer.database(admin_login(layout), "citus") is not None
+        return pgbouncer.database(admin_login(layout), DATABASE) is not None
     except PatroniCitusError:
         return False
 
 
-def start_pgbouncer(state: FormationState, user: Any, report: Reporter) -> int:
+def start_pgbouncer(state: FormationState, user: pwd.struct_passwd, report: Reporter) -> int:
     layout = state.layout
-    if not is_ours(state.pooler_pid, "pgbouncer"):
-        argv = [_pgbouncer_binary(), str(files(layout).ini)]
-        state.pooler_pid = processes.spawn(
-            argv, layout.pooler_dir / "pgbouncer.log", layout.pooler_dir, _daemon_env(layout), user
-        )
+    argv = [_pgbouncer_binary(), str(files(layout).ini)]
+    daemon = _daemon(layout, "pgbouncer", "PgBouncer", argv, lambda: _answers(layout))
+
+    def started(pid: int) -> None:
+        state.pooler_pid = pid
         state.save()
-        report(f"PgBouncer started (pid {state.pooler_pid}), port {layout.pooler_port}")
-    pid = state.pooler_pid
-    assert pid is not None
-    log = layout.pooler_dir / "pgbouncer.log"
-    processes.wait_ready(pid, "PgBouncer", lambda: _answers(layout), log, START_TIMEOUT_S, 0.1)
-    return pid
+        report(f"PgBouncer started (pid {pid}), port {layout.pooler_port}")
+
+    return processes.start_unless_running(daemon, started, state.pooler_pid, user)
 
 
-def start(state: FormationState, user: Any, report: Reporter) -> None:
+def start(state: FormationState, user: pwd.struct_passwd, report: Reporter) -> None:
     """The watcher, then PgBouncer (which then reads the target the watcher wrote)."""
     start_watcher(state, user, report)
     start_pgbouncer(state, user, report)
 
 
 def is_ours(pid: int | None, what: str) -> bool:
-    marker = "pgbouncer" if what == "pgbouncer" else "pooler watch"
-    return processes.is_alive(pid) and marker in processes.command_line(pid or 0)
+    return processes.is_ours(pid, MARKERS[what])
 
 
 def stop(
@@ -206,3 +210,20 @@ def stop(
         else:
             state.pooler_pid = None
     state.save()
+
+
+def _pooled_state(base_dir: Path) -> FormationState:
+    state = FormationState.load_existing(base_dir)
+    if not state.layout.pooler:
+        raise FormationError(f"the formation in {base_dir} has no pooler (start it with `local up --pooler`)")
+    return state
+
+
+def stop_in(base_dir: Path, which: tuple[str, ...], kill: bool, report: Reporter) -> None:
+    """`local stop-pooler`: stop the formation's PgBouncer and/or its watcher (a crash with kill)."""
+    stop(_pooled_state(base_dir), report, which, kill)
+
+
+def start_in(base_dir: Path, report: Reporter) -> None:
+    """`local start-pooler`: start whichever of the watcher and PgBouncer is not running (watcher first)."""
+    start(_pooled_state(base_dir), processes.service_user(), report)

@@ -7,11 +7,13 @@ import os
 import pwd
 import signal
 import subprocess
-import time
+import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from patroni_citus.errors import PatroniCitusError
+from patroni_citus.poll import poll_until
 
 POSTGRES_OS_USER = "postgres"
 
@@ -31,6 +33,27 @@ def service_user() -> pwd.struct_passwd:
             "running as root needs the OS user 'postgres' to run PostgreSQL; "
             "install PostgreSQL's packages (they create it) or run as an unprivileged user"
         ) from None
+
+
+def check_python_readable(user: pwd.struct_passwd) -> None:
+    """Patroni and the callbacks run as the service user: this Python and package must be readable by it."""
+    if os.geteuid() != 0:
+        return
+    probe = subprocess.run(
+        [sys.executable, "-c", "import patroni, patroni_citus"],
+        user=user.pw_uid,
+        group=user.pw_gid,
+        extra_groups=[],
+        cwd="/",
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        raise ProcessError(
+            f"the OS user {user.pw_name!r} cannot run {sys.executable} with patroni and patroni_citus "
+            "(a Python or venv under /root is not readable by it); install into a venv made from "
+            "/usr/bin/python3 outside /root, as the README's install command does"
+        )
 
 
 def hand_over(path: Path, user: pwd.struct_passwd) -> None:
@@ -75,6 +98,11 @@ def is_alive(pid: int | None) -> bool:
     return state not in ("Z", "X")
 
 
+def is_ours(pid: int | None, marker: str) -> bool:
+    """pid still runs the daemon we started: alive, and marker in its command line (not a reused pid)."""
+    return pid is not None and is_alive(pid) and marker in command_line(pid)
+
+
 def command_line(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -104,12 +132,14 @@ def reap_children() -> None:
 
 def wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
     """Wait until the pids are gone; returns the ones still alive at the deadline."""
-    deadline = time.monotonic() + timeout
-    alive = [pid for pid in pids if is_alive(pid)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.1)
+    alive = list(pids)
+
+    def all_gone() -> bool:
         reap_children()
-        alive = [pid for pid in alive if is_alive(pid)]
+        alive[:] = [pid for pid in alive if is_alive(pid)]
+        return not alive
+
+    poll_until(all_gone, timeout, 0.1)
     return alive
 
 
@@ -144,10 +174,49 @@ def wait_ready(
     pid: int, what: str, ready: Callable[[], bool], log: Path, timeout: float, pause: float
 ) -> None:
     """Poll ready() until it holds; a server that exits or stays silent past timeout is a ProcessError."""
-    deadline = time.monotonic() + timeout
-    while not ready():
+
+    def answers() -> bool:
+        if ready():
+            return True
         if not is_alive(pid):
             raise ProcessError(f"{what} exited at start; see {log}")
-        if time.monotonic() > deadline:
-            raise ProcessError(f"{what} did not answer within {timeout:.0f} s; see {log}")
-        time.sleep(pause)
+        return False
+
+    if not poll_until(answers, timeout, pause):
+        raise ProcessError(f"{what} did not answer within {timeout:.0f} s; see {log}")
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """A daemon of the formation: how to start it, how to tell it from a reused pid, when it is ready."""
+
+    what: str  # in messages: "PgBouncer", "the pooler watcher"; a {pid} in it is replaced by the pid
+    argv: Sequence[str]
+    log_path: Path
+    cwd: Path
+    env: Mapping[str, str]
+    marker: str  # a piece of its command line (see is_ours)
+    ready: Callable[[], bool]
+    timeout: float
+    pause: float
+
+
+def start_unless_running(
+    daemon: Daemon,
+    started: Callable[[int], None],
+    pid: int | None = None,
+    user: pwd.struct_passwd | None = None,
+) -> int:
+    """Spawn daemon (as user, else as the caller) unless pid is still ours, then wait until it is ready.
+
+    started(pid) hears of a new pid before the wait, so a caller can record it where `down` finds
+    it even if the wait fails. Returns the daemon's pid.
+    """
+    running = pid if is_ours(pid, daemon.marker) else None
+    if running is None:
+        running = spawn(daemon.argv, daemon.log_path, daemon.cwd, daemon.env, user)
+        started(running)
+    wait_ready(
+        running, daemon.what.format(pid=running), daemon.ready, daemon.log_path, daemon.timeout, daemon.pause
+    )
+    return running

@@ -88,19 +88,25 @@ def start(layout: FormationLayout, report: Reporter) -> int:
     """Write zoo.cfg, start ZooKeeper as the caller and wait until it answers `ruok`."""
     (layout.zookeeper_dir / "data").mkdir(parents=True, exist_ok=True)
     (layout.zookeeper_dir / "zoo.cfg").write_text(config_text(layout))
-    pid = processes.spawn(
-        command(layout),
-        layout.dcs_log_path,
+    daemon = processes.Daemon(
+        what="ZooKeeper",
+        argv=command(layout),
+        log_path=layout.dcs_log_path,
         cwd=layout.zookeeper_dir,
         env={"PATH": "/usr/bin:/bin", "HOME": str(layout.zookeeper_dir), "LANG": "C.UTF-8"},
+        marker=MAIN_CLASS,
+        ready=lambda: is_ok(layout),
+        timeout=START_TIMEOUT,
+        pause=0.3,
     )
     address = f"{layout.host_address}:{layout.zookeeper_client_port}"
-    report(f"zookeeper: started (pid {pid}) on {address}, waiting for it to answer")
-    processes.wait_ready(pid, "ZooKeeper", lambda: is_ok(layout), layout.dcs_log_path, START_TIMEOUT, 0.3)
+    pid = processes.start_unless_running(
+        daemon, lambda pid: report(f"zookeeper: started (pid {pid}) on {address}, waiting for it to answer")
+    )
     report("zookeeper: healthy")
     return pid
 
 
-def is_ours(pid: int) -> bool:
+def is_ours(pid: int | None) -> bool:
     """The pid still runs this ZooKeeper (not a process that reused the pid)."""
-    return MAIN_CLASS in processes.command_line(pid)
+    return processes.is_ours(pid, MAIN_CLASS)

@@ -27,13 +27,14 @@ import psycopg2.extensions
 import pytest
 from polling import TIMEOUT_MULTIPLIER
 
+from patroni_citus.local import commands, pgtree
 from patroni_citus.local import network as local_network
-from patroni_citus.local import pgtree
 from patroni_citus.local.layout import FormationLayout, FormationState, MemberLayout
-from patroni_citus.template import CALLBACK_SCRIPTS, default_scripts_dir
+from patroni_citus.settings import Credentials
+from patroni_citus.template import CALLBACK_SCRIPTS
 
 T = TypeVar("T")
-CLI = str(default_scripts_dir() / "patroni-citus")
+CLI = commands.cli_path()
 
 
 def citus_choice() -> str:
@@ -141,7 +142,11 @@ class LocalFormation:
 
     @property
     def password(self) -> str:
-        return self.layout.password_file("superuser").read_text().strip()
+        return self.layout.password("superuser")
+
+    @property
+    def rest_auth(self) -> Credentials:
+        return self.layout.rest_auth()
 
     def state(self) -> FormationState:
         state = FormationState.load(self.base)
@@ -202,34 +207,21 @@ def callbacks_running(base: Path) -> list[str]:
 
 @contextmanager
 def local_formation(
-    workers: int = 1, members: int = 2, extra_args: tuple[str, ...] = (), network: str = "loopback"
+    workers: int = 1,
+    members: int = 2,
+    extra_args: tuple[str, ...] = (),
+    network: str = "loopback",
+    dcs: str = "etcd",
 ) -> Iterator[LocalFormation]:
-    """Start a formation through the CLI; always stop it and remove its directory afterwards."""
+    """Start a formation through the CLI; always stop it and remove its directory afterwards.
+
+    extra_args are more `local up` flags (--synchronous, --tls, --pooler, --metrics).
+    """
     base = Path(tempfile.mkdtemp(prefix="patroni-citus-it-"))
     os.chmod(base, 0o755)  # noqa: S103 - the postgres OS user must traverse it
     choice = citus_choice()
-    layout = FormationLayout(str(base), "it", workers, members, free_port_base(), network=network)
-    args = [
-        "local",
-        "up",
-        "--base-dir",
-        str(base),
-        "--name",
-        layout.name,
-        "--workers",
-        str(workers),
-        "--members",
-        str(members),
-        "--port-base",
-        str(layout.port_base),
-        "--citus",
-        choice,
-        "--pg-bindir",
-        str(source_bindir()),
-        "--network",
-        network,
-        *extra_args,
-    ]
+    layout = FormationLayout(str(base), "it", workers, members, free_port_base(), network=network, dcs=dcs)
+    args = [*commands.up_args(layout, choice, source_bindir()), *extra_args]
     try:
         run_cli(*args, timeout=400 * TIMEOUT_MULTIPLIER)
         state = FormationState.load(base)
@@ -243,7 +235,7 @@ def local_formation(
     finally:
         RUNNING[:] = [f for f in RUNNING if f.base != base]
         if (base / "formation.json").exists():
-            run_cli("local", "down", "--base-dir", str(base), "--purge", check=False)
+            run_cli(*commands.down_args(base), check=False)
         leftovers = processes_mentioning(str(base))
         for line in leftovers:
             os.kill(int(line.split(":")[0]), 9)

@@ -18,7 +18,6 @@ from harness import LocalFormation, local_formation, run_cli, wait_until
 
 from patroni_citus import patroni_api
 from patroni_citus.errors import PatroniCitusError
-from patroni_citus.settings import Credentials
 
 pytestmark = pytest.mark.integration
 
@@ -195,7 +194,7 @@ def switch_over(formation: LocalFormation, group: int, interval: float = 3) -> s
     assert leader is not None
     candidate = next(m.name for m in formation.layout.group_members(group) if m.name != leader)
     wait_ready_to_fail_over(formation, group)
-    auth = Credentials("patroni", (formation.base / "secrets" / "restapi.password").read_text().strip())
+    auth = formation.rest_auth
     rest = member_named(formation, leader).rest_url
     wait_until(
         f"Patroni to accept a switchover of group {group}",

@@ -32,7 +32,7 @@ from test_callbacks import leader_of, member_named, metadata_matches_leaders, wa
 
 from patroni_citus import drill, metadata, patroni_api
 from patroni_citus.hold import hold_name
-from patroni_citus.settings import DEFAULT_HOLD_TIMEOUT_S, Credentials
+from patroni_citus.settings import DEFAULT_HOLD_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 GROUP = 1
@@ -150,10 +150,6 @@ def test_patronictl_restart_of_a_worker_primary_holds_clients(formation: LocalFo
     assert_held_not_failed(formation, load, watch)
 
 
-def rest_auth(formation: LocalFormation) -> Credentials:
-    return Credentials("patroni", (formation.base / "secrets" / "restapi.password").read_text().strip())
-
-
 def test_restart_for_a_pending_parameter_change_holds_clients(formation: LocalFormation) -> None:
     wait_ready_to_fail_over(formation, GROUP)
     leader = leader_of(formation, GROUP)
@@ -161,7 +157,7 @@ def test_restart_for_a_pending_parameter_change_holds_clients(formation: LocalFo
     rest = member_named(formation, leader).rest_url
     current = int(formation.query(member_named(formation, leader), "SHOW max_locks_per_transaction")[0][0])
     patch = {"postgresql": {"parameters": {"max_locks_per_transaction": current + 16}}}
-    patroni_api.patch_dynamic_config(rest, patch, rest_auth(formation))
+    patroni_api.patch_dynamic_config(rest, patch, formation.rest_auth)
     wait_until(
         "the change to be pending", lambda: patroni_api.member_status(rest).get("pending_restart") is True, 60
     )
@@ -266,7 +262,7 @@ def test_a_coordinator_switchover_mid_hold_ends_it(formation: LocalFormation) ->
         assert coordinator is not None
         candidate = next(m.name for m in formation.layout.group_members(0) if m.name != coordinator)
         patroni_api.switchover(
-            member_named(formation, coordinator).rest_url, coordinator, candidate, rest_auth(formation)
+            member_named(formation, coordinator).rest_url, coordinator, candidate, formation.rest_auth
         )
         wait_until("the coordinator switchover", lambda: leader_of(formation, 0) == candidate, 60)
         wait_until("no hold on the new coordinator", lambda: not held(formation), 30, interval=0.2)

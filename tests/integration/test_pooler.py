@@ -28,7 +28,6 @@ from patroni_citus.errors import PatroniCitusError
 from patroni_citus.local import pooler
 from patroni_citus.planner import Endpoint
 from patroni_citus.pooler_config import write_target
-from patroni_citus.settings import Credentials
 
 pytestmark = pytest.mark.integration
 DATABASE = "citus"
@@ -88,10 +87,6 @@ def pooled_load(formation: LocalFormation) -> Iterator[drill.Load]:
         time.sleep(1.0)  # statements after the operation, too
     finally:
         load.stop()
-
-
-def rest_auth(formation: LocalFormation) -> Credentials:
-    return Credentials("patroni", (formation.base / "secrets" / "restapi.password").read_text().strip())
 
 
 def test_local_up_prints_both_entry_points_and_pgbouncer_serves_the_leader(formation: LocalFormation) -> None:
@@ -204,7 +199,7 @@ def test_pgbouncer_killed_and_restarted_comes_back_at_the_leader(formation: Loca
     assert old is not None
     candidate = next(m.name for m in formation.layout.group_members(0) if m.name != old)
     try:
-        patroni_api.switchover(member_named(formation, old).rest_url, old, candidate, rest_auth(formation))
+        patroni_api.switchover(member_named(formation, old).rest_url, old, candidate, formation.rest_auth)
         wait_until("the coordinator switchover", lambda: leader_of(formation, 0) == candidate, 60)
     finally:
         run_cli("local", "start-pooler", "--base-dir", base)

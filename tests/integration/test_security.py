@@ -50,7 +50,7 @@ def cli(
 
 
 def secrets_of(formation: LocalFormation) -> dict[str, str]:
-    found = {path.name: path.read_text().strip() for path in (formation.base / "secrets").glob("*.password")}
+    found = {path.name: path.read_text().strip() for path in formation.layout.secrets_dir.glob("*.password")}
     assert set(found) == {"superuser.password", "replication.password", "restapi.password"}, found
     assert all(len(secret) >= 16 for secret in found.values())
     return found
@@ -120,7 +120,7 @@ def test_rendered_configs_and_secrets_are_private(formation: LocalFormation) -> 
         info = member.config_path.stat()
         assert stat.S_IMODE(info.st_mode) == 0o600, f"{member.config_path} is {oct(info.st_mode)}"
         assert info.st_uid == service_uid, f"{member.config_path} belongs to uid {info.st_uid}"
-    for path in [*(formation.base / "secrets").glob("*.password"), formation.layout.pgpass_path]:
+    for path in [*formation.layout.secrets_dir.glob("*.password"), formation.layout.pgpass_path]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path} is {oct(path.stat().st_mode)}"
     # The configs take their passwords from *_FILE: the file content is what the config carries.
     config = yaml.safe_load(coordinator(formation).config_path.read_text())

@@ -15,7 +15,6 @@ from harness import CLI, LocalFormation, local_formation, run_cli, wait_until
 
 from patroni_citus import patroni_api
 from patroni_citus.local.layout import MemberLayout
-from patroni_citus.settings import Credentials
 
 pytestmark = pytest.mark.integration
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "status.schema.json").read_text())
@@ -135,7 +134,7 @@ def node_id(formation: LocalFormation, group: int) -> int:
 
 def test_citus_removed_from_dcs_config_is_reported_and_reconciled(formation: LocalFormation) -> None:
     member = formation.layout.member(1, 0)
-    auth = Credentials("patroni", (formation.base / "secrets" / "restapi.password").read_text().strip())
+    auth = formation.rest_auth
     patch = {"postgresql": {"parameters": {"shared_preload_libraries": None}}}
     patroni_api.patch_dynamic_config(member.rest_url, patch, auth)
     wait_for_problem(formation, "dcs_preload")

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def formation() -> Iterator[LocalFormation]:
-    with local_formation(workers=1, members=2, extra_args=("--dcs", "zookeeper")) as running:
+    with local_formation(workers=1, members=2, dcs="zookeeper") as running:
         yield running
 
 
