@@ -116,7 +116,7 @@ def is_healthy(layout: FormationLayout) -> bool:
         return False
 
 
-def start(layout: FormationLayout, report: Reporter) -> int:
+def start(layout: FormationLayout, report: Reporter, record: Callable[[int], None]) -> int:
     """Start etcd as the caller and wait until it is healthy; with --tls also set up its users once."""
     layout.etcd_dir.mkdir(parents=True, exist_ok=True)
     daemon = processes.Daemon(
@@ -131,9 +131,12 @@ def start(layout: FormationLayout, report: Reporter) -> int:
         pause=0.2,
     )
     url = client_url(layout)
-    pid = processes.start_unless_running(
-        daemon, lambda pid: report(f"etcd: started (pid {pid}) on {url}, waiting for it to answer")
-    )
+
+    def started(pid: int) -> None:
+        record(pid)  # before the wait: an etcd that never answers is still found and stopped by `down`
+        report(f"etcd: started (pid {pid}) on {url}, waiting for it to answer")
+
+    pid = processes.start_unless_running(daemon, started)
     report("etcd: healthy" + (" (https, client certificates required)" if layout.tls else ""))
     if layout.tls:
         enable_auth(layout, report)

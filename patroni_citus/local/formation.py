@@ -79,8 +79,13 @@ def resolve_postgres(
     return pgtree.install_standin(private_tree, source), "standin"
 
 
-def _start_dcs(layout: FormationLayout, report: Reporter) -> int:
-    return zookeeper.start(layout, report) if layout.dcs == "zookeeper" else etcd.start(layout, report)
+def _start_dcs(state: FormationState, report: Reporter) -> int:
+    def record(pid: int) -> None:
+        state.dcs_pid = pid
+        state.save()
+
+    start = zookeeper.start if state.layout.dcs == "zookeeper" else etcd.start
+    return start(state.layout, report, record)
 
 
 def _stop_dcs(state: FormationState, report: Reporter) -> None:
@@ -156,7 +161,7 @@ def up(
         state.save()
         if layout.network == "netns":
             network.create(layout, report)
-        state.dcs_pid = _start_dcs(layout, report)
+        state.dcs_pid = _start_dcs(state, report)
         state.save()
         for member in layout.all_members():
             pid = members.spawn_member(state, member, user)

@@ -84,7 +84,7 @@ def is_ok(layout: FormationLayout) -> bool:
         return False
 
 
-def start(layout: FormationLayout, report: Reporter) -> int:
+def start(layout: FormationLayout, report: Reporter, record: Callable[[int], None]) -> int:
     """Write zoo.cfg, start ZooKeeper as the caller and wait until it answers `ruok`."""
     (layout.zookeeper_dir / "data").mkdir(parents=True, exist_ok=True)
     (layout.zookeeper_dir / "zoo.cfg").write_text(config_text(layout))
@@ -100,9 +100,12 @@ def start(layout: FormationLayout, report: Reporter) -> int:
         pause=0.3,
     )
     address = f"{layout.host_address}:{layout.zookeeper_client_port}"
-    pid = processes.start_unless_running(
-        daemon, lambda pid: report(f"zookeeper: started (pid {pid}) on {address}, waiting for it to answer")
-    )
+
+    def started(pid: int) -> None:
+        record(pid)  # before the wait: a zookeeper that never answers is still found and stopped by `down`
+        report(f"zookeeper: started (pid {pid}) on {address}, waiting for it to answer")
+
+    pid = processes.start_unless_running(daemon, started)
     report("zookeeper: healthy")
     return pid
 
