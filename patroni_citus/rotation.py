@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
 from patroni_citus import dcs, metadata
 from patroni_citus.errors import ConfigurationError, PatroniCitusError
 from patroni_citus.planner import Endpoint
@@ -286,7 +284,7 @@ def rotate_password(address: FormationAddress, new_password: str, dry_run: bool)
         ]
         try:
             for plan, connection in pending:
-                connection.autocommit = False
+                metadata.begin(connection)
                 metadata.quiet_rotation(connection)
                 if plan.set_password:
                     metadata.set_role_verifier(connection, new.username, scram_sha256_verifier(new_password))
@@ -297,12 +295,11 @@ def rotate_password(address: FormationAddress, new_password: str, dry_run: bool)
         committed: list[str] = []
         for plan, connection in pending:
             try:
-                connection.commit()
-            except psycopg2.Error as exc:
-                reason = (exc.pgerror or str(exc)).strip().splitlines()[0] if str(exc).strip() else "failed"
+                metadata.commit(connection)
+            except metadata.MetadataError as exc:
                 done = ", ".join(committed) or "none"
                 raise RotationError(
-                    f"group {plan.group}: commit failed ({reason}); groups already rotated: {done}; "
+                    f"group {plan.group}: commit failed ({exc.reason}); groups already rotated: {done}; "
                     "run rotate-password again to finish"
                 ) from None
             plan.done = True
