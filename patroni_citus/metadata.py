@@ -353,8 +353,21 @@ def quiet_rotation(connection: Connection) -> None:
     _execute(connection, "rotation_quiet")
 
 
-def set_role_verifier(connection: Connection, rolename: str, verifier: str) -> None:
-    """ALTER ROLE ... PASSWORD with a verifier computed client-side: the server never sees the password."""
+def scram_verifier(connection: Connection, rolename: str, password: str) -> str:
+    """libpq's SCRAM-SHA-256 verifier for password, made on this client (PQencryptPasswordConn).
+
+    libpq needs the connection for SCRAM: it takes the iteration count the server announces
+    (scram_iterations, PostgreSQL 16+; 4096 before). Every call draws a new random salt.
+    """
+    try:
+        return str(psycopg2.extensions.encrypt_password(password, rolename, connection, "scram-sha-256"))
+    except psycopg2.Error as exc:
+        raise _failed(f"scram verifier for {rolename}", exc) from None
+
+
+def set_role_password(connection: Connection, rolename: str, password: str) -> None:
+    """ALTER ROLE ... PASSWORD with libpq's verifier (scram_verifier): the server never sees the password."""
+    verifier = scram_verifier(connection, rolename, password)
     statement = sql.SQL("ALTER ROLE {} PASSWORD %(verifier)s").format(sql.Identifier(rolename))
     try:
         with connection.cursor() as cursor:
