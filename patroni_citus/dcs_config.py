@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 CITUS = "citus"
@@ -11,16 +12,26 @@ def split_libraries(value: str) -> list[str]:
     return [part.strip().strip('"') for part in value.split(",") if part.strip()]
 
 
+def libraries_citus_first(libraries: Iterable[str]) -> list[str]:
+    """The libraries with citus first (once) and every other library kept in order.
+
+    The one definition of "citus first": the template's rendered list and the DCS patch both use it.
+
+    >>> libraries_citus_first(["pg_stat_statements", "citus", "auto_explain", "citus"])
+    ['citus', 'pg_stat_statements', 'auto_explain']
+    """
+    return [CITUS, *(library for library in libraries if library != CITUS)]
+
+
 def citus_first(value: str | None) -> str:
-    """The library list with citus first and every other library kept in order.
+    """A shared_preload_libraries value (as the DCS holds it) with citus first.
 
     >>> citus_first("pg_stat_statements, citus,auto_explain")
     'citus,pg_stat_statements,auto_explain'
     >>> citus_first(None)
     'citus'
     """
-    others = [lib for lib in split_libraries(value or "") if lib != CITUS]
-    return ",".join([CITUS, *others])
+    return ",".join(libraries_citus_first(split_libraries(value or "")))
 
 
 def preload_patch(dynamic_config: dict[str, Any]) -> dict[str, Any] | None:

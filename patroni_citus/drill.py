@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
-from patroni_citus import patroni_api, switchover
+from patroni_citus import metadata, patroni_api, switchover
 from patroni_citus.errors import PatroniCitusError
 from patroni_citus.local import access
 from patroni_citus.local import members as local_members
@@ -54,6 +52,7 @@ FIGURES = (
     "lost_acknowledged_writes",
 )
 TABLE = "patroni_citus_drill"
+"""The drill's table; its statements are patroni_citus/sql/drill_*.sql."""
 SESSION_OPTIONS = "-c statement_timeout=60000"
 SECONDARY_READS = "-c citus.use_secondary_nodes=always"  # a connection-start setting in Citus
 SLOW_S = 1.0
@@ -86,21 +85,16 @@ class Load:
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
-    def _loop(self, kind: str, statement: Callable[[Any], None], options: str) -> None:
+    def _loop(self, kind: str, statement: Callable[[metadata.Connection], None], options: str) -> None:
         connection = None
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
                 if connection is None:
-                    if self.pooled:
-                        connection = psycopg2.connect(self.dsn, connect_timeout=2)
-                    else:
-                        connection = psycopg2.connect(self.dsn, connect_timeout=2, options=options)
-                    connection.autocommit = True
-                with connection.cursor() as cursor:
-                    statement(cursor)
+                    connection = metadata.connect_dsn(self.dsn, 2, None if self.pooled else options)
+                statement(connection)
                 self.outcomes.append(Outcome(kind, started, time.monotonic(), True))
-            except psycopg2.Error:
+            except PatroniCitusError:
                 self.outcomes.append(Outcome(kind, started, time.monotonic(), False))
                 if connection is not None:
                     connection.close()
@@ -109,15 +103,14 @@ class Load:
         if connection is not None:
             connection.close()
 
-    def _write(self, cursor: Any) -> None:
+    def _write(self, connection: metadata.Connection) -> None:
         row_id = next(self.ids)
-        cursor.execute(f"INSERT INTO {TABLE} (id, payload) VALUES (%s, 'drill')", (row_id,))  # noqa: S608 - constant
+        metadata.drill_write(connection, row_id)
         self.acknowledged.append(row_id)
 
-    def _read(self, cursor: Any) -> None:
+    def _read(self, connection: metadata.Connection) -> None:
         if self.acknowledged:
-            cursor.execute(f"SELECT payload FROM {TABLE} WHERE id = %s", (self.acknowledged[-1],))  # noqa: S608
-            cursor.fetchall()
+            metadata.drill_read(connection, self.acknowledged[-1])
 
     def start(self) -> None:
         loads = [
@@ -154,17 +147,12 @@ class Watcher:
     def _row_points_at_new_leader(self) -> bool:
         assert self.new_leader is not None
         try:
-            with (
-                closing(psycopg2.connect(self.dsn, connect_timeout=1)) as connection,
-                connection.cursor() as cur,
-            ):
-                cur.execute(
-                    "SELECT nodeport FROM pg_dist_node WHERE groupid = %s AND noderole = 'primary'",
-                    (self.group,),
-                )
-                return [row[0] for row in cur.fetchall()] == [self.new_leader.postgres_port]
-        except psycopg2.Error:
+            with closing(metadata.connect_dsn(self.dsn, 1)) as connection:
+                rows = metadata.read_nodes(connection)
+        except PatroniCitusError:
             return False
+        ports = [row.endpoint.port for row in rows if row.groupid == self.group and row.noderole == "primary"]
+        return ports == [self.new_leader.postgres_port]
 
     def run(self) -> None:
         while not self.stopping.is_set() and self.metadata_at is None:
@@ -233,26 +221,16 @@ def _settled(members: list[MemberLayout], synchronous: bool, quiet_s: float = 3.
 
 def prepare_table(dsn: str) -> None:
     """The drill's distributed table, created once."""
-    with closing(psycopg2.connect(dsn, connect_timeout=5)) as connection, connection.cursor() as cursor:
-        connection.autocommit = True
-        cursor.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint PRIMARY KEY, payload text)")
-        cursor.execute("SELECT 1 FROM pg_dist_partition WHERE logicalrelid = %s::regclass", (TABLE,))
-        if not cursor.fetchall():
-            cursor.execute("SELECT create_distributed_table(%s, 'id')", (TABLE,))
+    with closing(metadata.connect_dsn(dsn, 5)) as connection:
+        metadata.prepare_drill_table(connection)
 
 
 def ids_on_group(dsn: str, group: int, start: int) -> Iterator[int]:
     """Row ids whose shard lives on group, so every write exercises the faulted group (all ids if unknown)."""
-    query = (
-        "SELECT i FROM generate_series(%s::bigint, %s::bigint + 200000) i WHERE "
-        "get_shard_id_for_distribution_column(%s, i) IN (SELECT p.shardid FROM pg_dist_placement p "
-        "WHERE p.groupid = %s) LIMIT 20000"
-    )
     try:
-        with closing(psycopg2.connect(dsn, connect_timeout=5)) as connection, connection.cursor() as cursor:
-            cursor.execute(query, (start, start, TABLE, group))
-            ids = [row[0] for row in cursor.fetchall()]
-    except psycopg2.Error:
+        with closing(metadata.connect_dsn(dsn, 5)) as connection:
+            ids = metadata.drill_ids_on_group(connection, group, start)
+    except PatroniCitusError:
         ids = []
     return iter(ids) if ids else iter(range(start, start + 10**9))
 
@@ -379,9 +357,8 @@ def recovery_time(outcomes: list[Outcome], fault: float) -> float:
 
 def _figures(load: Load, watcher: Watcher, fault: float, dsn: str) -> dict[str, float]:
     first_write = recovery_time(load.outcomes, fault)
-    with closing(psycopg2.connect(dsn, connect_timeout=5)) as connection, connection.cursor() as cursor:
-        cursor.execute(f"SELECT id FROM {TABLE} WHERE id = ANY(%s)", (load.acknowledged,))  # noqa: S608
-        present = {row[0] for row in cursor.fetchall()}
+    with closing(metadata.connect_dsn(dsn, 5)) as connection:
+        present = metadata.drill_rows_present(connection, load.acknowledged)
     promotion = watcher.promoted_at
     return {
         "fault_to_first_write_s": first_write - fault,

@@ -1,6 +1,9 @@
 """Citus metadata SQL: connect, read pg_dist_node, apply planned changes, ensure the extension.
 
-All SQL lives in patroni_citus/sql/*.sql with named parameters; nothing here formats SQL.
+The project's one PostgreSQL driver module: every other module talks to PostgreSQL through the
+functions here and meets only project errors (first_line is the one place a driver error becomes
+its one-line reason). All SQL lives in patroni_citus/sql/*.sql with named parameters; nothing here
+formats SQL.
 """
 
 from __future__ import annotations
@@ -37,6 +40,25 @@ DEFAULT_LOCK_COOLDOWN_MS = 10000
 
 class MetadataError(PatroniCitusError):
     """A Citus metadata statement failed; the message carries PostgreSQL's reason."""
+
+    def __init__(self, doing: str, reason: str) -> None:
+        super().__init__(f"{doing}: {reason}")
+        self.reason = reason
+
+
+def first_line(exc: psycopg2.Error, empty: str | None = None) -> str:
+    """PostgreSQL's reason for a driver error, as one line (its DETAIL and HINT lines dropped).
+
+    Only the first line, also because a syntax error's later lines quote the statement (a verifier,
+    a password) back. empty is the reason for an error without text (default: its class name).
+    """
+    text = (exc.pgerror or str(exc)).strip()
+    return text.splitlines()[0] if text else empty or type(exc).__name__
+
+
+def _failed(doing: str, exc: psycopg2.Error) -> MetadataError:
+    """The project error for a driver error met while doing something."""
+    return MetadataError(doing, first_line(exc))
 
 
 @cache
@@ -79,16 +101,24 @@ def connect(
             **password,
         )
     except psycopg2.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
+        reason = first_line(exc, "connection failed")
         raise UnreachableError(f"cannot connect to {database} at {hosts} port {ports}: {reason}") from None
     connection.autocommit = True
     return connection
 
 
-def first_line(exc: psycopg2.Error) -> str:
-    """PostgreSQL's reason for a driver error, as one line (its DETAIL and HINT lines dropped)."""
-    text = (exc.pgerror or str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def connect_dsn(dsn: str, connect_timeout: int, options: str | None = None) -> Connection:
+    """An autocommit session from a libpq connection string as given (a drill's client load).
+
+    options are startup settings (-c name=value); None sends none (PgBouncer 1.18 refuses them).
+    """
+    startup: dict[str, Any] = {} if options is None else {"options": options}
+    try:
+        connection: Connection = psycopg2.connect(dsn, connect_timeout=connect_timeout, **startup)
+    except psycopg2.Error as exc:
+        raise UnreachableError(f"cannot connect: {first_line(exc, 'connection failed')}") from None
+    connection.autocommit = True
+    return connection
 
 
 def _execute(
@@ -99,7 +129,7 @@ def _execute(
             cursor.execute(query(name), parameters)
             return cursor.fetchall() if cursor.description else []
     except psycopg2.Error as exc:
-        raise MetadataError(f"{name}: {first_line(exc)}") from None
+        raise _failed(name, exc) from None
 
 
 def _optional_text(connection: Connection, name: str, parameters: dict[str, object]) -> str | None:
@@ -164,13 +194,10 @@ def _update_node(connection: Connection, nodeid: int, endpoint: Endpoint, lock_c
 def transaction(connection: Connection) -> Iterator[Connection]:
     """One transaction on an autocommit connection: committed on success, rolled back on any error."""
     previous = connection.autocommit
-    connection.autocommit = False
+    begin(connection)
     try:
         yield connection
-        try:
-            connection.commit()
-        except psycopg2.Error as exc:
-            raise MetadataError(f"commit: {first_line(exc)}") from None
+        commit(connection)
     except BaseException:
         if not connection.closed:  # a lost server already ended the transaction
             with suppress(psycopg2.Error):
@@ -179,6 +206,19 @@ def transaction(connection: Connection) -> Iterator[Connection]:
     finally:
         if not connection.closed:
             connection.autocommit = previous
+
+
+def begin(connection: Connection) -> None:
+    """Leave autocommit: the statements that follow form one transaction until commit (or close)."""
+    connection.autocommit = False
+
+
+def commit(connection: Connection) -> None:
+    """Commit the open transaction; MetadataError (its reason PostgreSQL's) if the server refuses."""
+    try:
+        connection.commit()
+    except psycopg2.Error as exc:
+        raise _failed("commit", exc) from None
 
 
 def apply_changes(
@@ -214,7 +254,7 @@ def lock_distributed_tables(connection: Connection, lock_timeout_ms: int) -> int
                     )
                 )
     except psycopg2.Error as exc:
-        raise MetadataError(f"lock distributed tables: {first_line(exc)}") from None
+        raise _failed("lock distributed tables", exc) from None
     return len(tables)
 
 
@@ -258,7 +298,7 @@ def ensure_database(connection: Connection, database: str) -> bool:
     except psycopg2.errors.DuplicateDatabase:
         return False
     except psycopg2.Error as exc:
-        raise MetadataError(f"create database {database}: {(exc.pgerror or str(exc)).strip()}") from None
+        raise _failed(f"create database {database}", exc) from None
     return True
 
 
@@ -313,16 +353,27 @@ def quiet_rotation(connection: Connection) -> None:
     _execute(connection, "rotation_quiet")
 
 
-def set_role_verifier(connection: Connection, rolename: str, verifier: str) -> None:
-    """ALTER ROLE ... PASSWORD with a verifier computed client-side: the server never sees the password."""
+def scram_verifier(connection: Connection, rolename: str, password: str) -> str:
+    """libpq's SCRAM-SHA-256 verifier for password, made on this client (PQencryptPasswordConn).
+
+    libpq needs the connection for SCRAM: it takes the iteration count the server announces
+    (scram_iterations, PostgreSQL 16+; 4096 before). Every call draws a new random salt.
+    """
+    try:
+        return str(psycopg2.extensions.encrypt_password(password, rolename, connection, "scram-sha-256"))
+    except psycopg2.Error as exc:
+        raise _failed(f"scram verifier for {rolename}", exc) from None
+
+
+def set_role_password(connection: Connection, rolename: str, password: str) -> None:
+    """ALTER ROLE ... PASSWORD with libpq's verifier (scram_verifier): the server never sees the password."""
+    verifier = scram_verifier(connection, rolename, password)
     statement = sql.SQL("ALTER ROLE {} PASSWORD %(verifier)s").format(sql.Identifier(rolename))
     try:
         with connection.cursor() as cursor:
             cursor.execute(statement, {"verifier": verifier})
     except psycopg2.Error as exc:
-        # Only the first line: a syntax error's later lines quote the statement, verifier included.
-        reason = (exc.pgerror or str(exc)).strip().splitlines()[0]
-        raise MetadataError(f"alter role {rolename}: {reason}") from None
+        raise _failed(f"alter role {rolename}", exc) from None  # one line: never the verifier
 
 
 def member_facts(connection: Connection) -> tuple[str, bool, str | None, float | None]:
@@ -337,3 +388,32 @@ def member_facts(connection: Connection) -> tuple[str, bool, str | None, float |
         None if version is None else str(version),
         None if replay_lag is None else float(str(replay_lag)),
     )
+
+
+def prepare_drill_table(connection: Connection) -> None:
+    """The drill's distributed table (sql/drill_*.sql name it), created and distributed once."""
+    _execute(connection, "drill_create_table")
+    _execute(connection, "drill_distribute_table")
+
+
+def drill_ids_on_group(connection: Connection, group: int, start: int) -> list[int]:
+    """Up to 20000 drill row ids from start on whose shard lives on group."""
+    return [
+        int(str(row_id))
+        for (row_id,) in _execute(connection, "drill_ids_on_group", {"start": start, "group": group})
+    ]
+
+
+def drill_write(connection: Connection, row_id: int) -> None:
+    _execute(connection, "drill_write", {"id": row_id})
+
+
+def drill_read(connection: Connection, row_id: int) -> None:
+    _execute(connection, "drill_read", {"id": row_id})
+
+
+def drill_rows_present(connection: Connection, row_ids: Sequence[int]) -> set[int]:
+    """Which of row_ids the drill's table holds."""
+    return {
+        int(str(row_id)) for (row_id,) in _execute(connection, "drill_rows_present", {"ids": list(row_ids)})
+    }

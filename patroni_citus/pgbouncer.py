@@ -1,5 +1,8 @@
 """PgBouncer's admin console: where a pooler points, and the fixed commands that pause, repoint, resume it.
 
+The console is not PostgreSQL metadata, so this module keeps its own driver connection (an
+asynchronous one for a bounded PAUSE); its errors read as metadata's do (metadata.first_line).
+
 Checked on PgBouncer 1.18: ``PAUSE db`` returns once every server connection of db is released
 (in transaction pooling: once the running transactions end) and closes them; clients then wait,
 new logins included, until ``RESUME db``. A PAUSE whose console session goes away stays pending
@@ -23,6 +26,7 @@ import psycopg2
 import psycopg2.extensions
 
 from patroni_citus.errors import ConfigurationError, PatroniCitusError, UnreachableError
+from patroni_citus.metadata import first_line
 from patroni_citus.planner import Endpoint
 from patroni_citus.settings import (
     DEFAULT_POOLER_ADMIN_USER,
@@ -76,8 +80,7 @@ def _connect(login: PoolerLogin, timeout: float, async_: bool = False) -> Any:
             async_=async_,
         )
     except psycopg2.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
-        raise UnreachableError(f"pooler {login}: {reason}") from None
+        raise UnreachableError(f"pooler {login}: {first_line(exc, 'connection failed')}") from None
 
 
 def connect(login: PoolerLogin, timeout: float = 2.0) -> psycopg2.extensions.connection:
@@ -94,7 +97,7 @@ def show_databases(connection: psycopg2.extensions.connection) -> list[PooledDat
             names = [column.name for column in cursor.description or ()]
             rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     except psycopg2.Error as exc:
-        raise PoolerError(f"SHOW DATABASES: {str(exc).strip().splitlines()[0]}") from None
+        raise PoolerError(f"SHOW DATABASES: {first_line(exc)}") from None
     return [_database(row) for row in rows]
 
 
@@ -122,7 +125,7 @@ def _execute(connection: psycopg2.extensions.connection, command: str) -> None:
         with connection.cursor() as cursor:
             cursor.execute(command)
     except psycopg2.Error as exc:
-        reason = str(exc).strip().splitlines()[0]
+        reason = first_line(exc)
         if command.startswith("RESUME") and "not paused" in reason:
             return  # resuming a pooler that is not paused is not an error
         raise PoolerError(f"{command}: {reason}") from None
@@ -187,7 +190,7 @@ def pause_within(login: PoolerLogin, database: str, seconds: float) -> bool:
     except psycopg2.Error as exc:
         with suppress(PatroniCitusError):  # it may have been issued: never leave it behind
             resume_once(login, database)
-        raise PoolerError(f"PAUSE on {login}: {str(exc).strip().splitlines()[0]}") from None
+        raise PoolerError(f"PAUSE on {login}: {first_line(exc)}") from None
     if not paused:  # the PAUSE stays pending without its session: take it back
         resume_once(login, database)
     return paused

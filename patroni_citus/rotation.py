@@ -4,37 +4,29 @@ Citus connects between nodes as the superuser with the password each group's pri
 pg_dist_authinfo, so both change together, on every group, in as short a window as possible:
 every leader is connected to and checked first, each group's change runs in its own open
 transaction, and only then are the transactions committed one right after the other. The server
-receives a SCRAM-SHA-256 verifier computed here (RFC 5802/7677, as psql's ``\\password`` does),
-never the password itself; pg_dist_authinfo must hold the password, so that statement runs with
-statement logging switched off for its transaction. Re-running is safe: a group that already has
-the new password is recognised (its stored verifier is recomputed with its own salt) and left alone.
+receives a SCRAM-SHA-256 verifier that libpq computes on this client with the group's own
+connection (as psql's ``\\password`` does), never the password itself; pg_dist_authinfo must hold
+the password, so that statement runs with statement logging switched off for its transaction.
+Re-running is safe: a group that already has the new password is recognised (patroni_citus.scram
+checks its stored verifier against the password) and left alone.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import secrets
-import stringprep
-import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
 from patroni_citus import dcs, metadata
 from patroni_citus.errors import ConfigurationError, PatroniCitusError
 from patroni_citus.planner import Endpoint
+from patroni_citus.scram import verifier_matches
 from patroni_citus.settings import Credentials
 from patroni_citus.topology import FormationAddress, formation_clusters
 
 PASSWORD_FILE_OPTION = "--new-password-file"  # noqa: S105 - an option name, not a password
-SCRAM_ITERATIONS = 4096  # PostgreSQL's default scram_iterations
-SCRAM_SALT_BYTES = 16
 MAX_PASSWORD_LENGTH = 1024
 
 
@@ -71,93 +63,6 @@ def read_password_file(path: Path) -> str:
     if len(password) > MAX_PASSWORD_LENGTH:
         raise refuse(f"the password is longer than {MAX_PASSWORD_LENGTH} characters")
     return password
-
-
-def saslprep(password: str) -> str:
-    """The password as PostgreSQL's SCRAM uses it (RFC 4013 SASLprep; the original if prohibited).
-
-    Like PostgreSQL (src/common/saslprep.c): pure ASCII is used as is; otherwise map, NFKC-normalise
-    and check, and fall back to the unprepared password when the result is prohibited.
-
-    >>> saslprep("pencil"), saslprep("I\\u00adX"), saslprep("\\u2168"), saslprep("a\\u0007b\\u00e9")
-    ('pencil', 'IX', 'IX', 'a\\x07bé')
-    """
-    if password.isascii():
-        return password
-    mapped = "".join(
-        " " if stringprep.in_table_c12(char) else char
-        for char in password
-        if not stringprep.in_table_b1(char)
-    )
-    prepared = unicodedata.normalize("NFKC", mapped)
-    prohibited = (
-        stringprep.in_table_c12,
-        stringprep.in_table_c21_c22,
-        stringprep.in_table_c3,
-        stringprep.in_table_c4,
-        stringprep.in_table_c5,
-        stringprep.in_table_c6,
-        stringprep.in_table_c7,
-        stringprep.in_table_c8,
-        stringprep.in_table_c9,
-        stringprep.in_table_a1,
-    )
-    if not prepared or any(check(char) for char in prepared for check in prohibited):
-        return password
-    if any(stringprep.in_table_d1(char) for char in prepared) and (
-        any(stringprep.in_table_d2(char) for char in prepared)
-        or not stringprep.in_table_d1(prepared[0])
-        or not stringprep.in_table_d1(prepared[-1])
-    ):
-        return password
-    return prepared
-
-
-def _scram_keys(password: str, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
-    """(StoredKey, ServerKey) of RFC 5802 with SHA-256."""
-    salted = hashlib.pbkdf2_hmac("sha256", saslprep(password).encode("utf-8"), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-    return hashlib.sha256(client_key).digest(), server_key
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def scram_sha256_verifier(
-    password: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS
-) -> str:
-    """The verifier PostgreSQL stores for password: SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>.
-
-    >>> scram_sha256_verifier("pencil", base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ=="))[:52]
-    'SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm'
-    """
-    salt = secrets.token_bytes(SCRAM_SALT_BYTES) if salt is None else salt
-    stored_key, server_key = _scram_keys(password, salt, iterations)
-    return f"SCRAM-SHA-256${iterations}:{_b64(salt)}${_b64(stored_key)}:{_b64(server_key)}"
-
-
-def verifier_matches(verifier: str | None, password: str) -> bool:
-    """Whether a stored verifier (pg_authid.rolpassword) is one for password, recomputed with its salt.
-
-    >>> verifier_matches(scram_sha256_verifier("pencil"), "pencil"), verifier_matches("md5abc", "pencil")
-    (True, False)
-    """
-    if verifier is None or not verifier.startswith("SCRAM-SHA-256$"):
-        return False
-    try:
-        head, keys = verifier.removeprefix("SCRAM-SHA-256$").split("$")
-        iterations_text, salt_text = head.split(":")
-        stored_text, server_text = keys.split(":")
-        salt, iterations = base64.b64decode(salt_text, validate=True), int(iterations_text)
-        expected = base64.b64decode(stored_text, validate=True), base64.b64decode(server_text, validate=True)
-    except ValueError:
-        return False
-    if not 1 <= iterations <= 10_000_000:
-        return False
-    stored_key, server_key = _scram_keys(password, salt, iterations)
-    return hmac.compare_digest(stored_key, expected[0]) and hmac.compare_digest(server_key, expected[1])
 
 
 @dataclass(frozen=True)
@@ -286,10 +191,10 @@ def rotate_password(address: FormationAddress, new_password: str, dry_run: bool)
         ]
         try:
             for plan, connection in pending:
-                connection.autocommit = False
+                metadata.begin(connection)
                 metadata.quiet_rotation(connection)
                 if plan.set_password:
-                    metadata.set_role_verifier(connection, new.username, scram_sha256_verifier(new_password))
+                    metadata.set_role_password(connection, new.username, new_password)
                 if plan.update_authinfo:
                     metadata.store_authinfo(connection, new)
         except PatroniCitusError as exc:
@@ -297,12 +202,11 @@ def rotate_password(address: FormationAddress, new_password: str, dry_run: bool)
         committed: list[str] = []
         for plan, connection in pending:
             try:
-                connection.commit()
-            except psycopg2.Error as exc:
-                reason = (exc.pgerror or str(exc)).strip().splitlines()[0] if str(exc).strip() else "failed"
+                metadata.commit(connection)
+            except metadata.MetadataError as exc:
                 done = ", ".join(committed) or "none"
                 raise RotationError(
-                    f"group {plan.group}: commit failed ({reason}); groups already rotated: {done}; "
+                    f"group {plan.group}: commit failed ({exc.reason}); groups already rotated: {done}; "
                     "run rotate-password again to finish"
                 ) from None
             plan.done = True

@@ -213,6 +213,14 @@ class PoolerSettings:
         return self.config_dir, int(self.listen.rpartition(":")[2])
 
 
+_PLACEHOLDER = Credentials("", "")
+# Each default is written once, as its dataclass field's default; the loaders read it from these.
+_CITUS = CitusSettings()
+_DCS = DcsSettings()
+_PATRONI = PatroniSettings(scope="", name="", superuser=_PLACEHOLDER, replication=_PLACEHOLDER)
+_POOLER = PoolerSettings(admin=_PLACEHOLDER, client=_PLACEHOLDER)
+
+
 def read_password_file(setting: str, path: str) -> str:
     """The one-line password in the file a *_PASSWORD_FILE setting names; empty or blank is refused."""
     try:
@@ -466,7 +474,7 @@ def load_citus_settings(environ: Mapping[str, str], *, pg_ssl_ca_file: str | Non
 
 
 def _citus_role_and_group(env: _Environment) -> tuple[CitusRole, int]:
-    role_value = env.text("CITUS_ROLE", "coordinator").lower()
+    role_value = env.text("CITUS_ROLE", _CITUS.role).lower()
     if role_value not in ("coordinator", "worker"):
         raise ConfigurationError("CITUS_ROLE", env.raw("CITUS_ROLE"), "use coordinator or worker")
     raw_group = env.raw("CITUS_GROUP")
@@ -490,7 +498,7 @@ def _coordinator_hosts(env: _Environment, *, required: bool) -> tuple[str, ...]:
             None,
             "required for CITUS_ROLE=worker: list the coordinator group's members (e.g. coord-1,coord-2)",
         )
-    return ("localhost",)
+    return _CITUS.coordinator_hosts
 
 
 def _node_sslrootcert(env: _Environment, sslmode: str, pg_ssl_ca_file: str | None) -> str | None:
@@ -518,17 +526,17 @@ def _node_sslrootcert(env: _Environment, sslmode: str, pg_ssl_ca_file: str | Non
 
 
 def _load_citus(env: _Environment, pg_ssl_ca_file: str | None) -> CitusSettings:
-    enabled = env.boolean("CITUS_ENABLE", False)
+    enabled = env.boolean("CITUS_ENABLE", _CITUS.enabled)
     role, group = _citus_role_and_group(env)
     coordinator_hosts = _coordinator_hosts(env, required=enabled and role == "worker")
     database = _matching(
         "CITUS_DATABASE",
-        env.text("CITUS_DATABASE", "citus"),
+        env.text("CITUS_DATABASE", _CITUS.database),
         _DATABASE_NAME,
         "use a database name of letters, digits, _ and - starting with a letter or _ (at most 63)",
     )
     sslmode_value = env.raw("CITUS_NODE_SSLMODE")
-    sslmode = CITUS_DEFAULT_SSLMODE if sslmode_value is None else sslmode_value.strip().lower()
+    sslmode = _CITUS.node_sslmode if sslmode_value is None else sslmode_value.strip().lower()
     if sslmode not in _SSLMODES:
         raise ConfigurationError("CITUS_NODE_SSLMODE", sslmode_value, f"use one of {', '.join(_SSLMODES)}")
     # Only looked at, never consumed: without CITUS_ENABLE they are Patroni's, for its built-in mode.
@@ -546,16 +554,18 @@ def _load_citus(env: _Environment, pg_ssl_ca_file: str | None) -> CitusSettings:
         role=role,
         group=group,
         coordinator_hosts=coordinator_hosts,
-        coordinator_port=env.integer("CITUS_COORDINATOR_PORT", 5432, 1, 65535),
+        coordinator_port=env.integer("CITUS_COORDINATOR_PORT", _CITUS.coordinator_port, 1, 65535),
         database=database,
-        max_prepared_transactions=env.integer("CITUS_MAX_PREPARED_TRANSACTIONS", 200, 1, 262143),
+        max_prepared_transactions=env.integer(
+            "CITUS_MAX_PREPARED_TRANSACTIONS", _CITUS.max_prepared_transactions, 1, 262143
+        ),
         standalone=env.boolean("CITUS_STANDALONE", all(_is_loopback(host) for host in coordinator_hosts)),
-        registration_timeout=env.integer("CITUS_REGISTRATION_TIMEOUT", 60, 1, 3600),
-        hold_timeout=env.integer("CITUS_HOLD_TIMEOUT", DEFAULT_HOLD_TIMEOUT_S, 1, 3600),
-        secondaries=env.boolean("CITUS_SECONDARIES", True),
+        registration_timeout=env.integer("CITUS_REGISTRATION_TIMEOUT", _CITUS.registration_timeout, 1, 3600),
+        hold_timeout=env.integer("CITUS_HOLD_TIMEOUT", _CITUS.hold_timeout, 1, 3600),
+        secondaries=env.boolean("CITUS_SECONDARIES", _CITUS.secondaries),
         node_sslmode=sslmode,
         node_tcp_user_timeout=env.integer(
-            "CITUS_NODE_TCP_USER_TIMEOUT", DEFAULT_TCP_USER_TIMEOUT_MS, 0, MAX_TCP_USER_TIMEOUT_MS
+            "CITUS_NODE_TCP_USER_TIMEOUT", _CITUS.node_tcp_user_timeout, 0, MAX_TCP_USER_TIMEOUT_MS
         ),
         node_sslrootcert=_node_sslrootcert(env, sslmode, pg_ssl_ca_file),
         **_pooler_tags(env),
@@ -565,7 +575,7 @@ def _load_citus(env: _Environment, pg_ssl_ca_file: str | None) -> CitusSettings:
 def _admin_user(env: _Environment) -> str:
     return _matching(
         "CITUS_POOLER_ADMIN_USER",
-        env.text("CITUS_POOLER_ADMIN_USER", DEFAULT_POOLER_ADMIN_USER),
+        env.text("CITUS_POOLER_ADMIN_USER", _CITUS.pooler_admin_user),
         _ROLE_NAME,
         "use a user name of letters, digits and _ (at most 63)",
     )
@@ -574,7 +584,9 @@ def _admin_user(env: _Environment) -> str:
 def _pooler_tags(env: _Environment) -> dict[str, Any]:
     """CITUS_POOLERS and the admin login that goes with it: what a coordinator's before_stop pauses."""
     listed = env.raw("CITUS_POOLERS")
-    poolers = () if listed is None else parse_address_list("CITUS_POOLERS", listed, "pgbouncer-1:6432")
+    poolers = (
+        _CITUS.poolers if listed is None else parse_address_list("CITUS_POOLERS", listed, "pgbouncer-1:6432")
+    )
     user = _admin_user(env)
     password_file = env.path("CITUS_POOLER_ADMIN_PASSWORD_FILE")
     if poolers and password_file is None:
@@ -608,12 +620,12 @@ def load_pooler_settings(environ: Mapping[str, str]) -> PoolerSettings:
         raise ConfigurationError(
             "CITUS_POOLER_CLIENT_USER", client_user, "must differ from CITUS_POOLER_ADMIN_USER"
         )
-    pool_mode = env.text("CITUS_POOLER_POOL_MODE", "transaction").lower()
+    pool_mode = env.text("CITUS_POOLER_POOL_MODE", _POOLER.pool_mode).lower()
     if pool_mode not in POOL_MODES:
         raise ConfigurationError(
             "CITUS_POOLER_POOL_MODE", env.raw("CITUS_POOLER_POOL_MODE"), f"use one of {', '.join(POOL_MODES)}"
         )
-    sslmode = env.text("CITUS_POOLER_SERVER_SSLMODE", "prefer").lower()
+    sslmode = env.text("CITUS_POOLER_SERVER_SSLMODE", _POOLER.server_sslmode).lower()
     if sslmode not in POOLER_SSLMODES:
         raise ConfigurationError(
             "CITUS_POOLER_SERVER_SSLMODE",
@@ -627,22 +639,22 @@ def load_pooler_settings(environ: Mapping[str, str]) -> PoolerSettings:
             None,
             f"required with CITUS_POOLER_SERVER_SSLMODE={sslmode}: the CA of the coordinators' certificates",
         )
-    hold_timeout = env.integer("CITUS_HOLD_TIMEOUT", DEFAULT_HOLD_TIMEOUT_S, 1, 3600)
-    query_wait = env.integer("CITUS_POOLER_QUERY_WAIT_TIMEOUT", 120, 1, 86400)
+    hold_timeout = env.integer("CITUS_HOLD_TIMEOUT", _POOLER.hold_timeout, 1, 3600)
+    query_wait = env.integer("CITUS_POOLER_QUERY_WAIT_TIMEOUT", _POOLER.query_wait_timeout, 1, 86400)
     if query_wait <= hold_timeout:
         raise ConfigurationError(
             "CITUS_POOLER_QUERY_WAIT_TIMEOUT",
             str(query_wait),
             f"must be more than CITUS_HOLD_TIMEOUT ({hold_timeout}): PgBouncer would drop clients mid-pause",
         )
-    config_dir = env.path("CITUS_POOLER_CONFIG_DIR") or "/etc/pgbouncer-citus"
+    config_dir = env.path("CITUS_POOLER_CONFIG_DIR") or _POOLER.config_dir
     if not re.fullmatch(r"/[A-Za-z0-9_./-]*", config_dir):
         raise ConfigurationError(
             "CITUS_POOLER_CONFIG_DIR", config_dir, "use an absolute path of letters, digits, _ . / -"
         )
     database = _matching(
         "CITUS_DATABASE",
-        env.text("CITUS_DATABASE", "citus"),
+        env.text("CITUS_DATABASE", _POOLER.database),
         _DATABASE_NAME,
         "use a database name of letters, digits, _ and - starting with a letter or _ (at most 63)",
     )
@@ -651,11 +663,11 @@ def load_pooler_settings(environ: Mapping[str, str]) -> PoolerSettings:
         client=Credentials(client_user, passwords["CITUS_POOLER_CLIENT_PASSWORD_FILE"]),
         config_dir=config_dir.rstrip("/") or "/",
         listen=parse_address(
-            "CITUS_POOLER_LISTEN", env.text("CITUS_POOLER_LISTEN", "0.0.0.0:6432"), allow_wildcard=True
+            "CITUS_POOLER_LISTEN", env.text("CITUS_POOLER_LISTEN", _POOLER.listen), allow_wildcard=True
         ),
         pool_mode=pool_mode,
-        max_client_conn=env.integer("CITUS_POOLER_MAX_CLIENT_CONN", 1000, 1, 100000),
-        pool_size=env.integer("CITUS_POOLER_POOL_SIZE", 20, 1, 10000),
+        max_client_conn=env.integer("CITUS_POOLER_MAX_CLIENT_CONN", _POOLER.max_client_conn, 1, 100000),
+        pool_size=env.integer("CITUS_POOLER_POOL_SIZE", _POOLER.pool_size, 1, 10000),
         query_wait_timeout=query_wait,
         server_sslmode=sslmode,
         server_sslrootcert=rootcert,
@@ -707,8 +719,8 @@ def _load_zookeeper(env: _Environment, hosts: str) -> DcsSettings:
 
 
 def _load_etcd3(env: _Environment) -> DcsSettings:
-    hosts = parse_address_list("PATRONI_ETCD3_HOSTS", env.text("PATRONI_ETCD3_HOSTS", "127.0.0.1:2379"))
-    protocol_value = env.text("PATRONI_ETCD3_PROTOCOL", "http").lower()
+    hosts = parse_address_list("PATRONI_ETCD3_HOSTS", env.text("PATRONI_ETCD3_HOSTS", ",".join(_DCS.hosts)))
+    protocol_value = env.text("PATRONI_ETCD3_PROTOCOL", _DCS.protocol).lower()
     if protocol_value not in ("http", "https"):
         raise ConfigurationError(
             "PATRONI_ETCD3_PROTOCOL", env.raw("PATRONI_ETCD3_PROTOCOL"), "use http or https"
@@ -783,7 +795,7 @@ def _server_tls(env: _Environment) -> _ServerTls:
         raise ConfigurationError(
             "PG_SSL_CA_FILE", ca, f"{needs_certificate}: PostgreSQL uses it only with ssl on"
         )
-    hostssl = env.boolean("PG_HBA_HOSTSSL", False)
+    hostssl = env.boolean("PG_HBA_HOSTSSL", _PATRONI.hba_hostssl)
     if hostssl and cert is None:
         raise ConfigurationError(
             "PG_HBA_HOSTSSL",
@@ -820,15 +832,17 @@ def _load_patroni(env: _Environment, tls: _ServerTls) -> PatroniSettings:
         _SCOPE_NAME,
         "use letters, digits, _ . - (at most 63)",
     )
-    namespace = env.text("PATRONI_NAMESPACE", "/service/")
+    namespace = env.text("PATRONI_NAMESPACE", _PATRONI.namespace)
     if not re.fullmatch(r"/[A-Za-z0-9_./-]*", namespace):
         raise ConfigurationError("PATRONI_NAMESPACE", namespace, "use a path like /service/")
     restapi_listen = parse_address(
-        "PATRONI_RESTAPI_LISTEN", env.text("PATRONI_RESTAPI_LISTEN", "0.0.0.0:8008"), allow_wildcard=True
+        "PATRONI_RESTAPI_LISTEN",
+        env.text("PATRONI_RESTAPI_LISTEN", _PATRONI.restapi_listen),
+        allow_wildcard=True,
     )
     postgres_listen = parse_address(
         "PATRONI_POSTGRESQL_LISTEN",
-        env.text("PATRONI_POSTGRESQL_LISTEN", "0.0.0.0:5432"),
+        env.text("PATRONI_POSTGRESQL_LISTEN", _PATRONI.postgres_listen),
         allow_wildcard=True,
     )
     superuser = env.credentials("PATRONI_SUPERUSER", "postgres", required=True)
@@ -841,9 +855,9 @@ def _load_patroni(env: _Environment, tls: _ServerTls) -> PatroniSettings:
             "must differ from PATRONI_SUPERUSER_USERNAME",
         )
     bin_dir = env.raw("PATRONI_POSTGRESQL_BIN_DIR")
-    ttl = env.integer("PATRONI_TTL", 30, 20, 3600)
-    loop_wait = env.integer("PATRONI_LOOP_WAIT", 10, 1, 3600)
-    retry_timeout = env.integer("PATRONI_RETRY_TIMEOUT", 10, 3, 3600)
+    ttl = env.integer("PATRONI_TTL", _PATRONI.ttl, 20, 3600)
+    loop_wait = env.integer("PATRONI_LOOP_WAIT", _PATRONI.loop_wait, 1, 3600)
+    retry_timeout = env.integer("PATRONI_RETRY_TIMEOUT", _PATRONI.retry_timeout, 3, 3600)
     if loop_wait + 2 * retry_timeout > ttl:
         raise ConfigurationError(
             "PATRONI_TTL",
@@ -873,22 +887,25 @@ def _load_patroni(env: _Environment, tls: _ServerTls) -> PatroniSettings:
             allow_wildcard=False,
         ),
         data_dir=_absolute_path(
-            "PATRONI_POSTGRESQL_DATA_DIR", env.text("PATRONI_POSTGRESQL_DATA_DIR", "/var/lib/postgresql/data")
+            "PATRONI_POSTGRESQL_DATA_DIR", env.text("PATRONI_POSTGRESQL_DATA_DIR", _PATRONI.data_dir)
         ),
         bin_dir=None if bin_dir is None else _absolute_path("PATRONI_POSTGRESQL_BIN_DIR", bin_dir.strip()),
         pgpass=_absolute_path(
             "PATRONI_POSTGRESQL_PGPASS",
-            env.text("PATRONI_POSTGRESQL_PGPASS", "/tmp/pgpass"),  # noqa: S108
+            env.text("PATRONI_POSTGRESQL_PGPASS", _PATRONI.pgpass),
         ),
-        socket_dir=_absolute_path("PG_SOCKET_DIR", env.text("PG_SOCKET_DIR", "/var/run/postgresql")),
-        allowed_networks=parse_networks("PG_ALLOWED_NETWORKS", env.text("PG_ALLOWED_NETWORKS", "samenet")),
+        socket_dir=_absolute_path("PG_SOCKET_DIR", env.text("PG_SOCKET_DIR", _PATRONI.socket_dir)),
+        allowed_networks=parse_networks(
+            "PG_ALLOWED_NETWORKS", env.text("PG_ALLOWED_NETWORKS", ",".join(_PATRONI.allowed_networks))
+        ),
         shared_preload_libraries=parse_libraries(
-            "PG_SHARED_PRELOAD_LIBRARIES", env.text("PG_SHARED_PRELOAD_LIBRARIES", "")
+            "PG_SHARED_PRELOAD_LIBRARIES",
+            env.text("PG_SHARED_PRELOAD_LIBRARIES", ",".join(_PATRONI.shared_preload_libraries)),
         ),
         ttl=ttl,
         loop_wait=loop_wait,
         retry_timeout=retry_timeout,
-        synchronous_mode=env.boolean("PATRONI_SYNCHRONOUS_MODE", False),
+        synchronous_mode=env.boolean("PATRONI_SYNCHRONOUS_MODE", _PATRONI.synchronous_mode),
         ssl_cert_file=tls.cert_file,
         ssl_key_file=tls.key_file,
         ssl_ca_file=tls.ca_file,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import jinja2
 
+from patroni_citus.dcs_config import libraries_citus_first
 from patroni_citus.settings import Settings
 
-CITUS_LIBRARY = "citus"
 CALLBACK_SCRIPTS = {
     "on_start": "patroni-citus-on-start",
     "on_role_change": "patroni-citus-on-role-change",
@@ -44,12 +44,8 @@ def preload_libraries(settings: Settings) -> list[str]:
     >>> preload_libraries(load_settings(env))
     ['citus', 'pg_stat_statements']
     """
-    others = [lib for lib in settings.patroni.shared_preload_libraries if lib != CITUS_LIBRARY]
-    return (
-        [CITUS_LIBRARY, *others]
-        if settings.citus.enabled
-        else list(settings.patroni.shared_preload_libraries)
-    )
+    libraries = settings.patroni.shared_preload_libraries
+    return libraries_citus_first(libraries) if settings.citus.enabled else list(libraries)
 
 
 def default_scripts_dir() -> Path:

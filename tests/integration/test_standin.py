@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import pwd
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,7 +20,15 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 import pytest
-from harness import processes_mentioning, source_bindir, wait_until
+from harness import free_port, processes_mentioning, source_bindir, wait_until
+from pg_server import (
+    as_server_user,
+    give_to_server_user,
+    running_server,
+    server_base,
+    start_server,
+    stop_server,
+)
 
 from patroni_citus.local import pgtree
 
@@ -34,7 +39,6 @@ needs_standin = pytest.mark.skipif(
     reason="PATRONI_CITUS_TEST_CITUS=real: this run tests real Citus, not the stand-in",
 )
 
-POSTGRES_OS_USER = "postgres"
 COORDINATOR = ("127.0.0.1", 6601)
 WORKER_1 = ("127.0.0.1", 6602)
 WORKER_2 = ("127.0.0.1", 6603)
@@ -77,85 +81,13 @@ class StandinServer:
         return connection
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _as_server_user(command: list[str], cwd: Path) -> None:
-    """PostgreSQL refuses to run as root; root runs it as the postgres OS user."""
-    as_root = os.geteuid() == 0
-    environment = dict(os.environ)
-    if as_root:  # libpq and PostgreSQL look for files under HOME, which must be postgres's own
-        environment["HOME"] = pwd.getpwnam(POSTGRES_OS_USER).pw_dir
-    result = subprocess.run(
-        command,
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        user=POSTGRES_OS_USER if as_root else None,
-        group=POSTGRES_OS_USER if as_root else None,
-        extra_groups=[] if as_root else None,
-    )
-    if result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-        )
-
-
-def _give_to_server_user(path: Path) -> None:
-    path.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(path, POSTGRES_OS_USER, POSTGRES_OS_USER)
-
-
-def _start_server(bindir: Path, data_dir: Path, run_dir: Path, port: int, settings: str) -> Path:
-    """pg_ctl start (waiting until it accepts connections); returns the server log."""
-    options = (
-        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={run_dir} "
-        f"-c fsync=off {settings}"
-    )
-    log_path = run_dir / "server.log"
-    command = [str(bindir / "pg_ctl"), "-D", str(data_dir), "-l", str(log_path), "-w", "-t", "60"]
-    _as_server_user([*command, "-o", options, "start"], run_dir.parent)
-    return log_path
-
-
-def _stop_server(bindir: Path, data_dir: Path) -> None:
-    _as_server_user(
-        [str(bindir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "-t", "60", "stop"], data_dir.parent
-    )
-
-
 @pytest.fixture(scope="module")
 def standin_server() -> Iterator[StandinServer]:
-    # not pytest's tmp_path: /tmp/pytest-of-root is 0700 and the postgres OS user must get in
-    base = Path(tempfile.mkdtemp(prefix="patroni-citus-standin-"))
-    os.chmod(base, 0o755)  # noqa: S103 - the postgres OS user runs binaries from here
-    data_dir, run_dir = base / "data", base / "run"
-    tree = base / "tree"
-    bindir: Path | None = None
-    try:
+    with server_base("patroni-citus-standin-") as base:
+        tree = base / "tree"
         bindir = pgtree.install_standin(tree, source_bindir())
-        _give_to_server_user(data_dir)
-        _give_to_server_user(run_dir)
-        _as_server_user(
-            [str(bindir / "initdb"), "-D", str(data_dir), "-A", "trust", "-U", "postgres", "-N"], base
-        )
-        port = _free_port()
-        log_path = _start_server(bindir, data_dir, run_dir, port, "-c shared_preload_libraries=citus")
-        yield StandinServer(tree, bindir, port, log_path)
-    finally:
-        if bindir is not None and (data_dir / "postmaster.pid").exists():
-            _stop_server(bindir, data_dir)
-        leftovers = processes_mentioning(str(base))
-        shutil.rmtree(base, ignore_errors=True)
-        assert not leftovers, f"processes left behind by the stand-in server: {leftovers}"
+        with running_server(bindir, base, "-c shared_preload_libraries=citus") as server:
+            yield StandinServer(tree, bindir, server.port, server.log_path)
 
 
 _database_numbers = itertools.count()
@@ -559,16 +491,16 @@ def test_daemon_runs_on_primaries_only_and_stops_with_the_server(
     data_dir, run_dir = base / "data", base / "run"
     bindir = standin_server.bindir
     try:
-        _give_to_server_user(data_dir)
+        give_to_server_user(data_dir)
         data_dir.chmod(0o700)
-        _give_to_server_user(run_dir)
+        give_to_server_user(run_dir)
         source = ["-h", "127.0.0.1", "-p", str(standin_server.port), "-U", "postgres"]
-        _as_server_user(
+        as_server_user(
             [str(bindir / "pg_basebackup"), *source, "-D", str(data_dir), "-R", "-c", "fast"], base
         )
-        port = _free_port()
+        port = free_port()
         settings = f"-c shared_preload_libraries=citus -c citus_standin.database={database}"
-        log_path = _start_server(bindir, data_dir, run_dir, port, settings)
+        log_path = start_server(bindir, data_dir, run_dir, port, settings)
         replica = StandinServer(standin_server.tree, bindir, port, log_path)
         connection = replica.connect(database)
         try:
@@ -577,20 +509,20 @@ def test_daemon_runs_on_primaries_only_and_stops_with_the_server(
             assert run(connection, DAEMON_QUERY) == [], "a standby must not run the daemon"
             assert not all_synced(connection)
 
-            _as_server_user([str(bindir / "pg_ctl"), "-D", str(data_dir), "-w", "promote"], base)
+            as_server_user([str(bindir / "pg_ctl"), "-D", str(data_dir), "-w", "promote"], base)
             wait_until("the promoted server's daemon to resync", lambda: all_synced(connection), timeout=8)
             assert launcher_running(connection)
         finally:
             connection.close()
 
         started = time.monotonic()
-        _stop_server(bindir, data_dir)
+        stop_server(bindir, data_dir)
         assert time.monotonic() - started < 5, "pg_ctl stop -m fast must not wait for the daemon"
         assert "database system is shut down" in log_path.read_text()
         assert not processes_mentioning(str(base))
 
         # not preloaded: loading the library defines the setting but starts no daemon
-        _start_server(bindir, data_dir, run_dir, port, "-c shared_preload_libraries=''")
+        start_server(bindir, data_dir, run_dir, port, "-c shared_preload_libraries=''")
         connection = replica.connect(database)
         try:
             run(connection, "LOAD 'citus'")
@@ -599,10 +531,10 @@ def test_daemon_runs_on_primaries_only_and_stops_with_the_server(
             assert run(connection, DAEMON_QUERY) == []
         finally:
             connection.close()
-        _stop_server(bindir, data_dir)
+        stop_server(bindir, data_dir)
     finally:
         if (data_dir / "postmaster.pid").exists():
-            _stop_server(bindir, data_dir)
+            stop_server(bindir, data_dir)
         leftovers = processes_mentioning(str(base))
         shutil.rmtree(base, ignore_errors=True)
         assert not leftovers, f"processes left behind by the replica: {leftovers}"

@@ -1,4 +1,8 @@
-"""Password rotation's pure parts: the SCRAM verifier, SASLprep, the password file, the group check."""
+"""Password rotation's pure parts: the SCRAM verifier check, SASLprep, the password file, the group check.
+
+libpq makes the verifiers (metadata.scram_verifier); tests/integration/test_scram.py checks
+scram.verifier_matches against libpq's own output on a real connection.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +19,8 @@ from patroni_citus.cli import cli
 from patroni_citus.errors import ConfigurationError
 from patroni_citus.patroni_dcs import DcsConfig
 from patroni_citus.planner import Endpoint
-from patroni_citus.rotation import (
-    RotationError,
-    read_password_file,
-    rotation_targets,
-    saslprep,
-    scram_sha256_verifier,
-    verifier_matches,
-)
+from patroni_citus.rotation import RotationError, read_password_file, rotation_targets
+from patroni_citus.scram import saslprep, verifier_matches
 from patroni_citus.settings import Credentials
 from patroni_citus.topology import FormationAddress
 
@@ -33,25 +31,21 @@ RFC_SERVER_FIRST = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22Za
 RFC_CLIENT_FINAL_WITHOUT_PROOF = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
 RFC_CLIENT_PROOF = "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 RFC_SERVER_SIGNATURE = "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+RFC_VERIFIER = (
+    f"SCRAM-SHA-256$4096:{RFC_SALT}$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+    ":wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+)
 SECRET = "Tr0ub4dor&3-not-shown"
+# SECRET with salt b"patroni-citus-16" and a single iteration (RFC 5802's formulas).
+ONE_ITERATION_VERIFIER = (
+    "SCRAM-SHA-256$1:cGF0cm9uaS1jaXR1cy0xNg==$+p1jjb4XXTVoDkCkY+cpfM1MweKIXmMp2tREhsbl7tA="
+    ":+TftQNTZYXVdahgvEb9scyacybgLG6APmVXlUCqRefs="
+)
 
 
-def test_verifier_has_postgresqls_format() -> None:
-    verifier = scram_sha256_verifier("pencil")
-    method, rest = verifier.split("$", 1)
-    head, keys = rest.split("$")
-    iterations, salt = head.split(":")
-    stored_key, server_key = keys.split(":")
-    assert method == "SCRAM-SHA-256" and iterations == "4096"
-    assert len(base64.b64decode(salt)) == 16
-    assert len(base64.b64decode(stored_key)) == len(base64.b64decode(server_key)) == 32
-    assert scram_sha256_verifier("pencil") != verifier, "every verifier needs its own random salt"
-
-
-def test_verifier_authenticates_the_rfc_7677_exchange() -> None:
-    """A server holding our verifier accepts the RFC's client proof and answers the RFC's signature."""
-    verifier = scram_sha256_verifier("pencil", base64.b64decode(RFC_SALT))
-    stored_key, server_key = (base64.b64decode(key) for key in verifier.rsplit("$", 1)[1].split(":"))
+def test_rfc_7677_verifier_authenticates_the_rfc_exchange() -> None:
+    """The constant below is the RFC's: it accepts the RFC's client proof and answers its signature."""
+    stored_key, server_key = (base64.b64decode(key) for key in RFC_VERIFIER.rsplit("$", 1)[1].split(":"))
     auth_message = f"{RFC_CLIENT_FIRST_BARE},{RFC_SERVER_FIRST},{RFC_CLIENT_FINAL_WITHOUT_PROOF}".encode()
     client_signature = hmac.new(stored_key, auth_message, hashlib.sha256).digest()
     proof = base64.b64decode(RFC_CLIENT_PROOF)
@@ -59,16 +53,26 @@ def test_verifier_authenticates_the_rfc_7677_exchange() -> None:
     assert hashlib.sha256(client_key).digest() == stored_key
     server_signature = hmac.new(server_key, auth_message, hashlib.sha256).digest()
     assert base64.b64encode(server_signature).decode() == RFC_SERVER_SIGNATURE
+    assert RFC_VERIFIER.startswith(f"SCRAM-SHA-256$4096:{RFC_SALT}$")
 
 
 def test_verifier_matches_only_its_password() -> None:
-    verifier = scram_sha256_verifier(SECRET)
-    assert verifier_matches(verifier, SECRET)
-    assert not verifier_matches(verifier, SECRET + "x")
-    for damaged in (None, "", "md5" + "0" * 32, "SCRAM-SHA-256$x:y$z", verifier.replace(":", ";", 1)):
-        assert not verifier_matches(damaged, SECRET)
-    iterations_1 = scram_sha256_verifier(SECRET, iterations=1)
-    assert verifier_matches(iterations_1, SECRET), "a stored verifier's own iteration count is used"
+    assert verifier_matches(RFC_VERIFIER, "pencil")
+    assert not verifier_matches(RFC_VERIFIER, "pencil" + "x")
+    damaged_verifiers = (
+        None,
+        "",
+        "md5" + "0" * 32,
+        "SCRAM-SHA-256$x:y$z",
+        RFC_VERIFIER.replace(":", ";", 1),
+        RFC_VERIFIER.replace("$4096:", "$4097:"),
+        RFC_VERIFIER.replace("$4096:", "$0:"),
+        RFC_VERIFIER.replace("$4096:", "$99999999:"),
+    )
+    for damaged in damaged_verifiers:
+        assert not verifier_matches(damaged, "pencil"), damaged
+    assert verifier_matches(ONE_ITERATION_VERIFIER, SECRET), "a stored verifier's own iteration count is used"
+    assert not verifier_matches(ONE_ITERATION_VERIFIER, "pencil")
 
 
 @pytest.mark.parametrize(
