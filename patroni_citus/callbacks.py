@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from patroni_citus import callback_state, convergence, hold, pooler_pause
 from patroni_citus.dcs import LEADER_ROLES
-from patroni_citus.errors import PatroniCitusError
+from patroni_citus.errors import USAGE_EXIT, PatroniCitusError, describe_failure
 from patroni_citus.member_config import MemberConfig, load_member_config
 
 log = logging.getLogger("patroni_citus")
@@ -162,16 +162,29 @@ def post_bootstrap(config: MemberConfig, tally: Tally | None = None) -> None:
         )
 
 
+def _log_failure(exc: BaseException, tally: Tally | None = None) -> int:
+    """Any failure as log lines (never a traceback: Patroni's log keeps one line a problem); its exit code."""
+    lines, exit_code = describe_failure(exc)
+    for line in lines:
+        log.error("%s", line)
+    if tally is not None:
+        tally.failed.append("; ".join(lines))
+    return exit_code
+
+
 def _run(prog: str, patroni_args: Sequence[tuple[str, str]], argv: Sequence[str] | None) -> int:
     args = _parser(prog, patroni_args).parse_args(argv)
-    _setup_logging(prog, args.log_file)
+    try:
+        _setup_logging(prog, args.log_file)
+    except OSError as exc:  # no log yet: the one line goes to stderr as argparse's would
+        print(f"{prog}: error: --log-file {describe_failure(exc)[0][0]}", file=sys.stderr)
+        return USAGE_EXIT
     started = time.monotonic()
     tally = Tally()
     try:
         config = load_member_config(args.config)
-    except PatroniCitusError as exc:
-        log.error("%s", exc)
-        return exc.exit_code
+    except (Exception, KeyboardInterrupt) as exc:
+        return _log_failure(exc)
     if not config.citus.enabled:
         return 0
     exit_code = 0
@@ -182,10 +195,8 @@ def _run(prog: str, patroni_args: Sequence[tuple[str, str]], argv: Sequence[str]
             before_stop(config, tally)
         else:
             on_event(config, args.action, args.role, tally)
-    except PatroniCitusError as exc:
-        log.error("%s", exc)
-        tally.failed.append(str(exc))
-        exit_code = exc.exit_code
+    except (Exception, KeyboardInterrupt) as exc:
+        exit_code = _log_failure(exc, tally)
     event = "post_bootstrap" if "connstring" in args else getattr(args, "action", "before_stop")
     _record(args.config, config, event, getattr(args, "role", ""), tally, time.monotonic() - started)
     return exit_code

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -27,6 +27,7 @@ from patroni_citus import (
     drill,
     entrypoint,
     formation_target,
+    formats,
     metrics,
     metrics_http,
     pgbouncer,
@@ -36,6 +37,7 @@ from patroni_citus import (
     status,
     switchover,
 )
+from patroni_citus.cli_command import ReportingGroup
 from patroni_citus.errors import ConfigurationError, PatroniCitusError
 from patroni_citus.local import access, formation, members, password_rotation
 from patroni_citus.local import pooler as local_pooler
@@ -45,27 +47,8 @@ from patroni_citus.settings import load_pooler_settings, load_settings, typo_fin
 from patroni_citus.template import default_scripts_dir, render_config, write_private_file
 from patroni_citus.topology import FormationAddress
 
-P = ParamSpec("P")
 R = TypeVar("R")
 DEFAULT_CONFIG_PATH = Path("/etc/patroni/patroni.yml")
-
-
-def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn the project's errors into one line on stderr and their exit code (2: bad input/unreachable);
-    with --json also an error object on stdout, so a script reads JSON either way."""
-
-    @wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except PatroniCitusError as exc:
-            for line in str(exc).splitlines() or [type(exc).__name__]:  # several settings: a line each
-                click.echo(f"patroni-citus: error: {line}", err=True)
-            if kwargs.get("as_json"):
-                click.echo(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
-            sys.exit(exc.exit_code)
-
-    return wrapper
 
 
 def _owner_ids(owner: str | None) -> tuple[int, int] | None:
@@ -83,7 +66,7 @@ def progress(line: str) -> None:
     click.echo(line, err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="patroni-citus")
 def cli() -> None:
     """Run Citus under Patroni high availability: render configs, run local formations, inspect them."""
@@ -100,7 +83,6 @@ def cli() -> None:
     f"{DEFAULT_CONFIG_PATH}).",
 )
 @click.option("--owner", help="OS user to own the written file (default: the caller).")
-@reports_errors
 def render_config_command(output: Path | None, config_path: Path | None, owner: str | None) -> None:
     """Render patroni.yml from the environment (CITUS_*, PATRONI_*, PG_* variables)."""
     settings = load_settings(os.environ)
@@ -131,7 +113,6 @@ def render_config_command(output: Path | None, config_path: Path | None, owner: 
     show_default=True,
     help="Where to write patroni.yml before starting Patroni.",
 )
-@reports_errors
 def entrypoint_command(config_path: Path) -> None:
     """Validate the environment, render patroni.yml and exec Patroni (container PID 1 or systemd unit)."""
     entrypoint.exec_patroni(os.environ, config_path.absolute())
@@ -149,7 +130,27 @@ base_dir_option = click.option(
     show_default=True,
     help="Directory holding the formation's data, configs and logs.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def format_options(command: Callable[..., R]) -> Callable[..., R]:
+    """Add -f/--format pretty|json|yaml and --json (an alias of -f json); the command gets output_format."""
+
+    @wraps(command)
+    def choosing(*args: Any, output_format: str | None, as_json: bool, **kwargs: Any) -> R:
+        return command(*args, output_format=formats.chosen(output_format, as_json), **kwargs)
+
+    with_json = click.option("--json", "as_json", is_flag=True, help="Same as -f json.")(choosing)
+    return click.option(
+        "-f",
+        "--format",
+        "output_format",
+        type=click.Choice(formats.FORMATS),
+        help="pretty (default) for people; json or yaml (the same document) for scripts.",
+    )(with_json)
+
+
+def echo_document(document: Any, output_format: str, *, stream: bool = False) -> None:
+    click.echo(formats.render(document, output_format, stream=stream))
 
 
 @local.command("up")
@@ -215,7 +216,6 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 @click.option(
     "--timeout", type=float, default=240.0, show_default=True, help="Seconds to wait for each phase."
 )
-@reports_errors
 def local_up(
     base_dir: Path,
     name: str,
@@ -253,7 +253,6 @@ def local_up(
 @local.command("down")
 @base_dir_option
 @click.option("--purge", is_flag=True, help="Also delete the base directory (data, configs, logs).")
-@reports_errors
 def local_down(base_dir: Path, purge: bool) -> None:
     """Stop every process the formation started; keep its files unless --purge."""
     formation.down(base_dir.absolute(), purge, progress)
@@ -261,7 +260,6 @@ def local_down(base_dir: Path, purge: bool) -> None:
 
 @local.command("env")
 @base_dir_option
-@reports_errors
 def local_env(base_dir: Path) -> None:
     """Print shell exports so status, reconcile and psql talk to this formation.
 
@@ -277,7 +275,6 @@ def local_env(base_dir: Path) -> None:
 @base_dir_option
 @click.argument("name")
 @click.option("--kill", is_flag=True, help="SIGKILL Patroni and its postmaster (simulate a crash).")
-@reports_errors
 def local_stop_member(base_dir: Path, name: str, kill: bool) -> None:
     """Stop one member (cleanly, or as a crash with --kill)."""
     members.stop_member(base_dir.absolute(), name, kill, progress)
@@ -286,7 +283,6 @@ def local_stop_member(base_dir: Path, name: str, kill: bool) -> None:
 @local.command("start-member")
 @base_dir_option
 @click.argument("name")
-@reports_errors
 def local_start_member(base_dir: Path, name: str) -> None:
     """Start one stopped member again."""
     members.start_member(base_dir.absolute(), name, progress)
@@ -300,7 +296,6 @@ def local_start_member(base_dir: Path, name: str) -> None:
     type=click.Choice(("pgbouncer", "watcher")),
     help="Stop only PgBouncer or only its watcher (default: both).",
 )
-@reports_errors
 def local_stop_pooler(base_dir: Path, kill: bool, only: str | None) -> None:
     """Stop the formation's PgBouncer and its watcher (`local up --pooler`)."""
     which = (only,) if only else ("watcher", "pgbouncer")
@@ -309,7 +304,6 @@ def local_stop_pooler(base_dir: Path, kill: bool, only: str | None) -> None:
 
 @local.command("start-pooler")
 @base_dir_option
-@reports_errors
 def local_start_pooler(base_dir: Path) -> None:
     """Start the formation's watcher and PgBouncer again, whichever is not running."""
     local_pooler.start_in(base_dir.absolute(), progress)
@@ -318,7 +312,6 @@ def local_start_pooler(base_dir: Path) -> None:
 @local.command("isolate")
 @base_dir_option
 @click.argument("name")
-@reports_errors
 def local_isolate(base_dir: Path, name: str) -> None:
     """Cut one member off etcd, the other members and the coordinator (--network netns formations)."""
     members.set_member_connected(base_dir.absolute(), name, False, progress)
@@ -327,7 +320,6 @@ def local_isolate(base_dir: Path, name: str) -> None:
 @local.command("heal")
 @base_dir_option
 @click.argument("name")
-@reports_errors
 def local_heal(base_dir: Path, name: str) -> None:
     """Connect an isolated member again."""
     members.set_member_connected(base_dir.absolute(), name, True, progress)
@@ -367,17 +359,16 @@ new_password_file_option = click.option(
 @base_dir_option
 @new_password_file_option
 @click.option("--dry-run", is_flag=True, help="Show the plan without changing anything.")
-@json_option
-@reports_errors
-def local_rotate_password(base_dir: Path, password_file: Path, dry_run: bool, as_json: bool) -> None:
+@format_options
+def local_rotate_password(base_dir: Path, password_file: Path, dry_run: bool, output_format: str) -> None:
     """Rotate the superuser password: every group (SQL), the secret, pgpass, every config; reload Patroni.
 
     Exit 1 if a running member could not be reloaded (reload it by hand), 2 if refused or failed.
     """
     new_password = rotation.read_password_file(password_file)
     result = password_rotation.rotate_password(base_dir.absolute(), new_password, dry_run)
-    if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+    if output_format != formats.PRETTY:
+        echo_document(result.as_dict(), output_format)
     else:
         for line in [group.describe() for group in result.groups] + result.files + result.members:
             click.echo(line)
@@ -386,23 +377,22 @@ def local_rotate_password(base_dir: Path, password_file: Path, dry_run: bool, as
 
 @local.command("status")
 @base_dir_option
-@json_option
-@reports_errors
-def local_status(base_dir: Path, as_json: bool) -> None:
+@format_options
+def local_status(base_dir: Path, output_format: str) -> None:
     """Show each member's process and Patroni role. Exit 1 if any member is down or a group lacks a leader."""
     state, reports = formation.status(base_dir.absolute())
     leaders = {r.group for r in reports if r.role in ("primary", "master")}
     healthy = (
         all(r.running and r.state == "running" for r in reports) and len(leaders) == state.layout.workers + 1
     )
-    if as_json:
+    if output_format != formats.PRETTY:
         payload: dict[str, Any] = {
             "base_dir": state.layout.base_dir,
             "citus": state.citus,
             "healthy": healthy,
             "members": [r.as_dict() for r in reports],
         }
-        click.echo(json.dumps(payload, indent=2))
+        echo_document(payload, output_format)
     else:
         click.echo(_member_table(reports))
         if state.citus == "standin":
@@ -516,7 +506,7 @@ def formation_options(command: Callable[..., R]) -> Callable[..., R]:
             "PATRONI_ETCD3_PASSWORD].",
         ),
     ]
-    wrapped = reports_errors(resolving)
+    wrapped = resolving
     for option in reversed(options):
         wrapped = option(wrapped)
     return wrapped
@@ -524,7 +514,7 @@ def formation_options(command: Callable[..., R]) -> Callable[..., R]:
 
 @cli.command("status")
 @formation_options
-@json_option
+@format_options
 @click.option("--watch", type=click.FloatRange(min=0.5), help="Refresh every SECONDS until interrupted.")
 @click.option(
     "--sync-grace",
@@ -533,10 +523,9 @@ def formation_options(command: Callable[..., R]) -> Callable[..., R]:
     show_default=True,
     help="Seconds to let a metadata resync after a move finish before calling it drift.",
 )
-@reports_errors
 def status_command(
     address: FormationAddress,
-    as_json: bool,
+    output_format: str,
     watch: float | None,
     sync_grace: float,
 ) -> None:
@@ -546,7 +535,7 @@ def status_command(
     """
     if watch is None:
         result = status.collect(address, sync_grace, progress)
-        _echo_status(result, as_json)
+        _echo_status(result, output_format)
         sys.exit(result.exit_code)
     exit_code = 0
     stopping = threading.Event()  # SIGTERM, like Ctrl-C, ends the watch with the last round's code
@@ -555,14 +544,15 @@ def status_command(
         # --watch outlives a DCS or coordinator blip, as `reconcile --every` does: the round says so.
         try:
             result = status.collect(address, sync_grace, progress)
-            _echo_status(result, as_json)
+            _echo_status(result, output_format, watching=True)
             exit_code = result.exit_code
         except PatroniCitusError as exc:
             exit_code = exc.exit_code
             at = datetime.datetime.now(datetime.UTC)
-            if as_json:
-                stamp = at.isoformat(timespec="seconds")
-                click.echo(json.dumps({"checked_at": stamp, "error": str(exc), "exit_code": exit_code}))
+            if output_format != formats.PRETTY:
+                stamp = formats.timestamp(at)
+                document = {"checked_at": stamp, "error": str(exc), "exit_code": exit_code}
+                echo_document(document, output_format, stream=True)
             else:
                 click.echo(f"{at:%Y-%m-%d %H:%M:%S} UTC cannot read the formation, retrying: {exc}", err=True)
         try:
@@ -574,9 +564,11 @@ def status_command(
     sys.exit(exit_code)
 
 
-def _echo_status(result: status.StatusResult, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(status.as_json(result), indent=2))
+def _echo_status(result: status.StatusResult, output_format: str, watching: bool = False) -> None:
+    if output_format != formats.PRETTY:
+        # --watch: a JSON object a round (a blank line between), a YAML document a round (--- each)
+        yaml_stream = watching and output_format == formats.YAML
+        echo_document(status.as_json(result), output_format, stream=yaml_stream)
     else:
         click.echo(f"{result.checked_at:%Y-%m-%d %H:%M:%S} UTC")
         click.echo(status.as_table(result))
@@ -622,7 +614,6 @@ def _echo_status(result: status.StatusResult, as_json: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="File holding --basic-auth-user's password on its one line (never printed).",
 )
-@reports_errors
 def metrics_command(
     address: FormationAddress,
     listen: str,
@@ -684,19 +675,18 @@ def metrics_command(
     help="Keep running, reconciling again every SECONDS: a safety net beside the callbacks "
     "(e.g. a sidecar); prints only rounds that changed or failed; SIGTERM or Ctrl-C stops it (exit 0).",
 )
-@json_option
-@reports_errors
+@format_options
 def reconcile_command(
     address: FormationAddress,
     dry_run: bool,
     every: float | None,
-    as_json: bool,
+    output_format: str,
 ) -> None:
     """Point the coordinator's pg_dist_node at every group's current Patroni leader (idempotent)."""
     if every is None:
         changes = _reconcile_round(address, dry_run)
-        if as_json:
-            click.echo(json.dumps({"dry_run": dry_run, "changes": changes}, indent=2))
+        if output_format != formats.PRETTY:
+            echo_document({"dry_run": dry_run, "changes": changes}, output_format)
             return
         _echo_changes(changes, dry_run)
         if not changes:
@@ -709,7 +699,7 @@ def reconcile_command(
     progress(f"reconciling every {every:g}s; SIGTERM or Ctrl-C stops")
     try:
         while not stopping.is_set():
-            _reconcile_round_reported(address, dry_run, as_json)
+            _reconcile_round_reported(address, dry_run, output_format)
             stopping.wait(every)
     except KeyboardInterrupt:
         sys.exit(0)
@@ -727,7 +717,7 @@ def _echo_changes(changes: list[str], dry_run: bool) -> None:
         click.echo(f"{verb}: {change}")
 
 
-def _reconcile_round_reported(address: FormationAddress, dry_run: bool, as_json: bool) -> None:
+def _reconcile_round_reported(address: FormationAddress, dry_run: bool, output_format: str) -> None:
     """One round of --every: an unreachable DCS or coordinator is reported and retried next round."""
     now = datetime.datetime.now(datetime.UTC)
     at = now.strftime("%Y-%m-%d %H:%M:%S")
@@ -737,9 +727,9 @@ def _reconcile_round_reported(address: FormationAddress, dry_run: bool, as_json:
         changes, error = [], str(exc)
     if not changes and error is None:
         return
-    if as_json:  # one JSON object per line; the time in ISO 8601 with its zone (+00:00)
-        stamp = now.isoformat(timespec="seconds")
-        click.echo(json.dumps({"at": stamp, "dry_run": dry_run, "changes": changes, "error": error}))
+    if output_format != formats.PRETTY:  # one JSON object a line, or a YAML document each
+        document = {"at": formats.timestamp(now), "dry_run": dry_run, "changes": changes}
+        echo_document({**document, "error": error}, output_format, stream=True)
     elif error is not None:
         click.echo(f"{at} UTC failed, retrying: {error}", err=True)
     else:
@@ -759,19 +749,29 @@ def _reconcile_round_reported(address: FormationAddress, dry_run: bool, as_json:
 @click.option(
     "--timeout", type=click.FloatRange(min=5), default=60.0, show_default=True, help="Seconds to wait."
 )
-@json_option
-@reports_errors
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    metavar="SECONDS",
+    help="First wait up to SECONDS for a leader and a running replica to take over (progress on "
+    "stderr), e.g. right after the formation started; default: refuse at once.",
+)
+@format_options
 def switchover_command(
     address: FormationAddress,
     group: int,
     candidate: str | None,
     timeout: float,
-    as_json: bool,
+    wait: float,
+    output_format: str,
 ) -> None:
     """Planned switchover: client statements wait (on the coordinator, or group 0 in its poolers)."""
+    if wait > 0:
+        switchover.wait_for_candidate(address, group, candidate, wait, progress)
     result = switchover.switchover(address, group, candidate, progress, timeout)
-    if as_json:
-        click.echo(json.dumps(result.__dict__, indent=2))
+    if output_format != formats.PRETTY:
+        echo_document(dataclasses.asdict(result), output_format)
 
 
 @cli.group()
@@ -781,7 +781,6 @@ def pooler() -> None:
 
 @pooler.command("render")
 @click.option("--owner", help="OS user to own the written files (default: the caller).")
-@reports_errors
 def pooler_render(owner: str | None) -> None:
     """Write pgbouncer.ini and its userlist (mode 0600) into CITUS_POOLER_CONFIG_DIR, from CITUS_POOLER_*.
 
@@ -796,7 +795,6 @@ def pooler_render(owner: str | None) -> None:
 
 @pooler.command("watch")
 @formation_options
-@reports_errors
 def pooler_watch_command(address: FormationAddress) -> None:
     """Keep this host's PgBouncer on the coordinator group's running primary (reads the DCS every 50 ms).
 
@@ -832,10 +830,9 @@ def pooler_watch_command(address: FormationAddress) -> None:
 @formation_options
 @new_password_file_option
 @click.option("--dry-run", is_flag=True, help="Show the plan without changing anything.")
-@json_option
-@reports_errors
+@format_options
 def rotate_password_command(
-    address: FormationAddress, password_file: Path, dry_run: bool, as_json: bool
+    address: FormationAddress, password_file: Path, dry_run: bool, output_format: str
 ) -> None:
     """Change the superuser password on every group's leader and in its pg_dist_authinfo (idempotent).
 
@@ -845,8 +842,8 @@ def rotate_password_command(
     """
     new_password = rotation.read_password_file(password_file)
     groups = rotation.rotate_password(address, new_password, dry_run)
-    if as_json:
-        click.echo(json.dumps({"dry_run": dry_run, "groups": [g.as_dict() for g in groups]}, indent=2))
+    if output_format != formats.PRETTY:
+        echo_document({"dry_run": dry_run, "groups": [g.as_dict() for g in groups]}, output_format)
         return
     for group in groups:
         click.echo(group.describe())
@@ -865,7 +862,6 @@ def rotate_password_command(
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON here."
 )
-@reports_errors
 def drill_command(base_dir: Path, scenarios: tuple[str, ...], runs: int, json_path: Path | None) -> None:
     """Failover drills on a running local formation: kill or switch over primaries under a write load."""
     state = formation.status(base_dir.absolute())[0]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from patroni_citus import health, topology
+from patroni_citus import formats, health, topology
 from patroni_citus.planner import Endpoint, primary_rows, secondary_rows
 
 SCHEMA_VERSION = 2
@@ -123,7 +123,7 @@ def as_json(result: StatusResult) -> dict[str, Any]:
     ]
     return {
         "schema_version": SCHEMA_VERSION,
-        "checked_at": result.checked_at.isoformat(timespec="seconds"),
+        "checked_at": formats.timestamp(result.checked_at),
         "healthy": not result.problems and snapshot.coordinator_error is None,
         "exit_code": result.exit_code,
         "groups": groups,

@@ -217,3 +217,30 @@ def _coordinator_switchover(
     paused = "no pause was seen" if held is None else f"clients were paused about {held:.2f}s"
     report(f"group 0 now led by {candidate.name} at {candidate.endpoint}; {paused}")
     return SwitchoverResult(0, old.name, candidate.name, held)
+
+
+def wait_for_candidate(
+    address: FormationAddress,
+    group: int,
+    candidate_name: str | None,
+    wait: float,
+    report: Callable[[str], None],
+) -> None:
+    """`switchover --wait`: up to wait seconds for the group to have a leader and a running replica to
+    hand over to, rather than refusing while a replica is still starting (a fresh formation, a member
+    coming back). Says on report what it waits for, when that changes and every 10 s; refuses as
+    switchover would once the time is up."""
+    deadline = time.monotonic() + wait
+    said, said_at = "", 0.0
+    while True:
+        try:
+            _leader_and_candidate(address, group, candidate_name)
+            return
+        except SwitchoverError as exc:
+            now = time.monotonic()
+            if now >= deadline:
+                raise
+            if str(exc) != said or now - said_at >= 10:
+                report(f"waiting up to {deadline - now:.0f}s more for a candidate: {exc}")
+                said, said_at = str(exc), now
+            time.sleep(min(1.0, deadline - now))

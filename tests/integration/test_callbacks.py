@@ -7,6 +7,7 @@ shared by the scenarios in order, as an operator would meet them.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -296,6 +297,36 @@ def test_switchover_blocked_by_an_open_transaction_aborts_cleanly(formation: Loc
     with coordinator_connection(formation) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT note FROM drill WHERE id = -1")
         assert cursor.fetchall() == [("open across switchover",)]
+    assert metadata_matches_leaders(formation)
+
+
+def test_switchover_wait_waits_for_a_replica_then_refuses_as_before(formation: LocalFormation) -> None:
+    """--wait SECONDS keeps asking for a running replica (saying so on stderr), then refuses with the
+    message a switchover without --wait gives at once; nothing changes meanwhile."""
+    wait_ready_to_fail_over(formation, 2)
+    old_leader = leader_of(formation, 2)
+    replica = next(m.name for m in formation.layout.group_members(2) if m.name != old_leader)
+    run_cli("local", "stop-member", "--base-dir", str(formation.base), replica)
+    try:
+        config = str(formation.layout.member(0, 0).config_path)
+        wait_until(
+            f"{replica} to leave the DCS",
+            lambda: "no member is" in run_cli("switchover", "-c", config, "--group", "2", check=False).stderr,
+            60,
+        )
+        started = time.monotonic()
+        result = run_cli("switchover", "-c", config, "--group", "2", "--wait", "4", check=False)
+        waited = time.monotonic() - started
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.splitlines()
+        scope = f"{formation.layout.name}-2"
+        assert re.match(rf"waiting up to [34]s more for a candidate: {scope}: no member is", lines[0]), lines
+        assert "no member is a running replica that could take over" in lines[-1], result.stderr
+        assert waited >= 4, f"gave up after {waited:.1f}s"
+        assert "Traceback" not in result.stderr
+        assert leader_of(formation, 2) == old_leader, "nothing may have changed"
+    finally:
+        restore(formation, replica)
     assert metadata_matches_leaders(formation)
 
 

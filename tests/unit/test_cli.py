@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-import click
 import pytest
 import yaml
+from cli_walk import command_paths
 from click.testing import CliRunner, Result
 
 from patroni_citus import __version__, callbacks
@@ -220,13 +220,6 @@ def test_output_that_is_a_directory_is_a_usage_error(
 # --------------------------------------------------------------------------------------------------
 # Help and version for every command
 # --------------------------------------------------------------------------------------------------
-
-
-def command_paths(command: click.Command = cli, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    yield prefix
-    if isinstance(command, click.Group):
-        for name, subcommand in sorted(command.commands.items()):
-            yield from command_paths(subcommand, (*prefix, name))
 
 
 @pytest.mark.parametrize("path", list(command_paths()), ids=lambda path: " ".join(path) or "patroni-citus")
