@@ -6,11 +6,12 @@ import json
 import logging
 import os
 import pwd
+import queue
 import shlex
 import signal
 import stat
 import subprocess
-import time
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -463,15 +464,26 @@ def test_status_watch_outlives_an_unreachable_dcs_and_says_so_each_round() -> No
     """Not a formation test: nothing listens on the DCS port, so every round fails the same way."""
     command = [str(default_scripts_dir() / "patroni-citus"), "status", "--dcs", "http://127.0.0.1:1"]
     command += ["--formation", "nowhere", "--dcs-timeout", "1", "--watch", "0.5", "--json"]
-    watcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert watcher.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in watcher.stdout], daemon=True)
+    reader.start()
+    seen: list[str] = []
     try:
-        time.sleep(4)
-        assert watcher.poll() is None, "status --watch ended on the first failed round"
+        # Two failed rounds, however slow this machine is (each round waits out --dcs-timeout).
+        while len(seen) < 2:
+            seen.append(lines.get(timeout=60))
+        assert watcher.poll() is None, "status --watch ended after a failed round"
     finally:
         watcher.send_signal(signal.SIGTERM)
-        stdout, _stderr = watcher.communicate(timeout=10)
-    rounds = [json.loads(line) for line in stdout.splitlines() if line.strip()]
-    assert len(rounds) >= 2, stdout
+        watcher.wait(timeout=10)
+        reader.join(timeout=10)
+        watcher.stdout.close()
+    while not lines.empty():
+        seen.append(lines.get())
+    rounds = [json.loads(line) for line in seen if line.strip()]
+    assert len(rounds) >= 2, seen
     assert all(r["exit_code"] == 2 and "DCS" in r["error"] for r in rounds), rounds
     assert watcher.returncode == 2
 
