@@ -25,11 +25,14 @@ class BuildPyWithTemplate(build_py):
     def run(self) -> None:
         super().run()
         if not self.editable_mode:
-            self.copy_file(TEMPLATE, str(Path(self.build_lib, PACKAGE, TEMPLATE)))
+            self.copy_file(TEMPLATE, self._built_template())
 
     def get_outputs(self, include_bytecode: bool = True) -> list[str]:
         outputs: list[str] = super().get_outputs(include_bytecode)
-        return [*outputs, str(Path(self.build_lib, PACKAGE, TEMPLATE))]
+        return outputs if self.editable_mode else [*outputs, self._built_template()]
+
+    def _built_template(self) -> str:
+        return str(Path(self.build_lib, PACKAGE, TEMPLATE))
 
 
 setup(cmdclass={"build_py": BuildPyWithTemplate})
