@@ -88,7 +88,8 @@ RUN mkdir -p /artefacts/root /artefacts/debs \
 # This package and its dependencies, in a venv made from Debian's python3 outside /root so the
 # postgres user (Patroni, the callbacks) can read it. Patroni's extras bring the clients of the
 # DCSs the settings render (etcd3, ZooKeeper); its Consul and Kubernetes clients need none.
-COPY pyproject.toml README.md /build/src/
+# setup.py copies the top-level patroni.yml.j2 into the package as it builds (MANIFEST.in: the sdist).
+COPY pyproject.toml setup.py MANIFEST.in README.md patroni.yml.j2 /build/src/
 COPY patroni_citus/ /build/src/patroni_citus/
 COPY docker/wheelhouse/ /build/wheelhouse/
 RUN python3 -m venv /opt/patroni-citus/venv \

@@ -80,12 +80,15 @@ class Load:
     interval: float = 0.05
     pooled: bool = False
     """Through PgBouncer: no startup options (PgBouncer 1.18 refuses them), so no secondary reads."""
+    only: tuple[str, ...] = ()
+    """Start only these kinds ("write", "read", "secondary-read"); all the target allows when empty."""
     outcomes: list[Outcome] = field(default_factory=list)
     acknowledged: list[int] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
-    def _loop(self, kind: str, statement: Callable[[metadata.Connection], None], options: str) -> None:
+    def loop(self, kind: str, statement: Callable[[metadata.Connection], None], options: str) -> None:
+        """Run statement every interval until stopped, reconnecting after any error; record each outcome."""
         connection = None
         while not self.stopping.is_set():
             started = time.monotonic()
@@ -119,7 +122,9 @@ class Load:
             ("secondary-read", self._read, f"{SESSION_OPTIONS} {SECONDARY_READS}"),
         ]
         for kind, statement, options in loads[:2] if self.pooled else loads:
-            thread = threading.Thread(target=self._loop, args=(kind, statement, options), daemon=True)
+            if self.only and kind not in self.only:
+                continue
+            thread = threading.Thread(target=self.loop, args=(kind, statement, options), daemon=True)
             thread.start()
             self.threads.append(thread)
 

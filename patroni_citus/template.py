@@ -15,6 +15,7 @@ import jinja2
 from patroni_citus.dcs_config import libraries_citus_first
 from patroni_citus.settings import Settings
 
+TEMPLATE_NAME = "patroni.yml.j2"
 CALLBACK_SCRIPTS = {
     "on_start": "patroni-citus-on-start",
     "on_role_change": "patroni-citus-on-role-change",
@@ -68,6 +69,18 @@ def callback_commands(config_path: Path, scripts_dir: Path | None) -> CallbackCo
     )
 
 
+def template_text() -> str:
+    """patroni.yml.j2: the installed package's copy, else (a source checkout) the repository's top-level one.
+
+    The repository keeps the one template at its top, beside pyproject.toml; setup.py copies it into
+    the package when a wheel is built, so an installed package never depends on the checkout.
+    """
+    packaged = files("patroni_citus").joinpath(TEMPLATE_NAME)
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parents[1] / TEMPLATE_NAME).read_text(encoding="utf-8")
+
+
 def render_config(settings: Settings, config_path: Path, scripts_dir: Path | None = None) -> str:
     """The complete Patroni YAML for this member; no trace of Citus when it is disabled."""
     environment = jinja2.Environment(
@@ -75,8 +88,7 @@ def render_config(settings: Settings, config_path: Path, scripts_dir: Path | Non
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    template_text = files("patroni_citus").joinpath("patroni.yml.j2").read_text(encoding="utf-8")
-    return environment.from_string(template_text).render(
+    return environment.from_string(template_text()).render(
         p=settings.patroni,
         c=settings.citus,
         preload_libraries=preload_libraries(settings),

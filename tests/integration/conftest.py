@@ -5,18 +5,22 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 
 import pytest
-from harness import RUNNING, LocalFormation, diagnostics, in_background
-from test_callbacks import Writer
+from harness import RUNNING, LocalFormation, diagnostics
+from write_load import write_load
 
 from patroni_citus import patroni_dcs
+from patroni_citus.drill import Load
 
 
 @pytest.fixture
-def writer(formation: LocalFormation) -> Iterator[Writer]:
-    """A write load through the coordinator for the length of one test."""
-    load = Writer(formation)
-    with in_background(load.run, load.stop):
+def writer(formation: LocalFormation) -> Iterator[Load]:
+    """A write load through the coordinator for the length of one test (write_load.write_load)."""
+    load = write_load(formation)
+    load.start()
+    try:
         yield load
+    finally:
+        load.stop()
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -7,12 +7,10 @@ placeholder name; extra checks (e.g. "this group's row only ever names these mem
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import psycopg2
-
+from patroni_citus import drill, metadata
 from patroni_citus.planner import PARKED_SUFFIX
 
 Row = tuple[int, int, str, int, str]  # nodeid, groupid, nodename, nodeport, noderole
@@ -38,32 +36,33 @@ def invariant_violations(rows: list[Row]) -> list[str]:
 
 @dataclass
 class Sampler:
-    """Reads the coordinator's pg_dist_node every 50 ms and keeps every violation it saw."""
+    """Reads the coordinator's pg_dist_node every 50 ms and keeps every violation it saw.
+
+    The reading loop (reconnect after any error, one outcome per attempt) is the drill's: drill.Load.loop.
+    """
 
     dsn: str
-    samples: int = 0
     violations: list[str] = field(default_factory=list)
     extra_check: Callable[[list[Row]], list[str]] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    load: drill.Load = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.load = drill.Load(self.dsn, iter(()), stopping=self.stop)
+
+    @property
+    def samples(self) -> int:
+        """Reads that completed (and were checked)."""
+        return sum(1 for outcome in self.load.outcomes if outcome.ok)
+
+    def _sample(self, connection: metadata.Connection) -> None:
+        rows = [
+            (row.nodeid, row.groupid, row.endpoint.host, row.endpoint.port, row.noderole)
+            for row in metadata.read_nodes(connection)
+        ]
+        self.violations += invariant_violations(rows)
+        if self.extra_check is not None:
+            self.violations += self.extra_check(rows)
 
     def run(self) -> None:
-        connection = None
-        while not self.stop.is_set():
-            try:
-                if connection is None:
-                    connection = psycopg2.connect(self.dsn, connect_timeout=2)
-                    connection.autocommit = True
-                with connection.cursor() as cursor:
-                    cursor.execute(ROWS_SQL)
-                    rows = cursor.fetchall()
-                    self.violations += invariant_violations(rows)
-                    if self.extra_check is not None:
-                        self.violations += self.extra_check(rows)
-                self.samples += 1
-            except psycopg2.Error:
-                if connection is not None:
-                    connection.close()
-                connection = None
-            time.sleep(0.05)
-        if connection is not None:
-            connection.close()
+        self.load.loop("sample", self._sample, options="")

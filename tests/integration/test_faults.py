@@ -14,23 +14,13 @@ import threading
 import time
 from collections.abc import Iterator
 
+import formation_steps as steps
 import psycopg2
 import pytest
 from harness import TIMEOUT_MULTIPLIER, LocalFormation, local_formation, run_cli, wait_until
-from test_callbacks import (
-    Writer,
-    assert_no_acknowledged_write_lost,
-    coordinator_connection,
-    create_drill_table,
-    leader_of,
-    member_named,
-    metadata_matches_leaders,
-    primary_rows,
-    restore,
-    switch_over,
-    wait_ready_to_fail_over,
-)
+from write_load import assert_no_acknowledged_write_lost, create_drill_table, last_write
 
+from patroni_citus import drill
 from patroni_citus.local.layout import FormationState, MemberLayout
 from patroni_citus.template import default_scripts_dir
 
@@ -46,7 +36,7 @@ def formation() -> Iterator[LocalFormation]:
 
 def group_row(formation: LocalFormation, group: int) -> tuple[str, int]:
     """The group's only primary row on the coordinator (fails on a second primary row)."""
-    host, port, _active = primary_rows(formation)[group]
+    host, port, _active = steps.primary_rows(formation)[group]
     return host, port
 
 
@@ -55,13 +45,13 @@ def test_distributed_table_for_the_write_load(formation: LocalFormation) -> None
 
 
 def test_two_worker_groups_killed_at_once_both_move_and_lose_nothing(
-    formation: LocalFormation, writer: Writer
+    formation: LocalFormation, writer: drill.Load
 ) -> None:
     wait_until("the writer to get going", lambda: len(writer.acknowledged) > 5, 30)
-    old_leaders = {group: leader_of(formation, group) for group in (1, 2)}
+    old_leaders = {group: steps.leader_of(formation, group) for group in (1, 2)}
     assert None not in old_leaders.values(), old_leaders
     for group in (1, 2):
-        wait_ready_to_fail_over(formation, group)
+        steps.wait_ready_to_fail_over(formation, group)
     cli = str(default_scripts_dir() / "patroni-citus")
     fault = time.monotonic()
     kills = [
@@ -76,14 +66,16 @@ def test_two_worker_groups_killed_at_once_both_move_and_lose_nothing(
     for group, old in old_leaders.items():
         wait_until(
             f"group {group} to elect a new leader",
-            lambda group=group, old=old: leader_of(formation, group) not in (None, old),
+            lambda group=group, old=old: steps.leader_of(formation, group) not in (None, old),
             90,
         )
-    wait_until("both rows to move to their new leaders", lambda: metadata_matches_leaders(formation), 60)
-    wait_until("a write to succeed after the fault", lambda: writer.last_success > fault, 90)
+    wait_until(
+        "both rows to move to their new leaders", lambda: steps.metadata_matches_leaders(formation), 60
+    )
+    wait_until("a write to succeed after the fault", lambda: last_write(writer) > fault, 90)
     assert_no_acknowledged_write_lost(formation, writer)
     for name in old_leaders.values():
-        restore(formation, str(name))
+        steps.restore(formation, str(name))
 
 
 def _settled(formation: LocalFormation, coordinator: MemberLayout) -> bool:
@@ -97,10 +89,10 @@ def _settled(formation: LocalFormation, coordinator: MemberLayout) -> bool:
 
 
 def test_on_role_change_killed_at_every_moment_never_writes_a_third_value(formation: LocalFormation) -> None:
-    leader = leader_of(formation, 1)
+    leader = steps.leader_of(formation, 1)
     assert leader is not None
-    member = member_named(formation, leader)
-    coordinator = member_named(formation, str(leader_of(formation, 0)))
+    member = steps.member_named(formation, leader)
+    coordinator = steps.member_named(formation, str(steps.leader_of(formation, 0)))
     right = ("127.0.0.1", member.postgres_port)
     wrong = ("127.0.0.9", member.postgres_port)  # what a missed callback leaves behind: a dead host
     command = [
@@ -149,28 +141,28 @@ def test_on_role_change_killed_at_every_moment_never_writes_a_third_value(format
         assert row in (wrong, right), f"killed after {delay:.2f}s, the row is {row}"
         seen.append(row == right)
     run_to_completion()
-    assert metadata_matches_leaders(formation)
+    assert steps.metadata_matches_leaders(formation)
     assert not seen[0], "a callback killed at once cannot have written; the check is blind"
     # Kills land before and after the write; at least the late ones find it done.
     assert seen[-1], f"a callback killed after {2 * full:.2f}s had still not written (full run {full:.2f}s)"
 
 
 def test_repeated_switchovers_alternating_groups_lose_no_write(
-    formation: LocalFormation, writer: Writer
+    formation: LocalFormation, writer: drill.Load
 ) -> None:
     wait_until("the writer to get going", lambda: len(writer.acknowledged) > 5, 30)
     for number in range(SWITCHOVERS):
         group = 1 + number % 2
         fault = time.monotonic()
-        switch_over(formation, group, interval=2)
+        steps.switch_over(formation, group, interval=2)
         wait_until(
             f"switchover {number + 1}: group {group}'s row to follow",
-            lambda: metadata_matches_leaders(formation),
+            lambda: steps.metadata_matches_leaders(formation),
             60,
         )
         wait_until(
             f"switchover {number + 1}: writes to resume",
-            lambda fault=fault: writer.last_success > fault,
+            lambda fault=fault: last_write(writer) > fault,
             90,
         )
     assert_no_acknowledged_write_lost(formation, writer)
@@ -239,11 +231,11 @@ def test_etcd_outage_longer_than_retry_timeout_never_writes_a_wrong_row(formatio
     assert not violations, violations[:10]
     # The outage must have bitten: Patroni demotes a leader that cannot reach the DCS.
     assert False in writable, "the coordinator stayed writable throughout: etcd was never missed"
-    assert metadata_matches_leaders(formation)
+    assert steps.metadata_matches_leaders(formation)
 
 
 def test_every_group_serves_writes_at_the_end(formation: LocalFormation) -> None:
-    with coordinator_connection(formation) as connection, connection.cursor() as cursor:
-        cursor.execute("INSERT INTO drill SELECT g, 'end' FROM generate_series(-100, -1) g")
-        cursor.execute("SELECT count(*) FROM drill WHERE note = 'end'")
+    with steps.coordinator_connection(formation) as connection, connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {drill.TABLE} SELECT g, 'end' FROM generate_series(-100, -1) g")  # noqa: S608
+        cursor.execute(f"SELECT count(*) FROM {drill.TABLE} WHERE payload = 'end'")  # noqa: S608 - constant
         assert cursor.fetchone() == (100,)

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import psutil
 import psycopg2
 import pytest
+from formation_steps import leader_of, member_named, metadata_matches_leaders, wait_ready_to_fail_over
 from harness import LocalFormation, in_background, local_formation, run_cli, wait_until
 from metadata_sampler import Row, Sampler
-from test_callbacks import leader_of, member_named, metadata_matches_leaders, wait_ready_to_fail_over
 
 from patroni_citus import drill, metadata, patroni_api
 from patroni_citus.hold import hold_name

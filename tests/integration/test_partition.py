@@ -15,19 +15,23 @@ from collections.abc import Iterator
 
 import psycopg2
 import pytest
-from harness import LocalFormation, local_formation, require_netns, run_cli, wait_until
-from test_callbacks import (
-    Writer,
-    assert_no_acknowledged_write_lost,
+from formation_steps import (
     coordinator_connection,
-    create_drill_table,
     leader_of,
     member_named,
     metadata_matches_leaders,
-    wait_for_writes_after,
     wait_ready_to_fail_over,
 )
+from harness import LocalFormation, local_formation, require_netns, run_cli, wait_until
+from write_load import (
+    assert_no_acknowledged_write_lost,
+    create_drill_table,
+    failed_writes,
+    last_write,
+    wait_for_writes_after,
+)
 
+from patroni_citus import drill
 from patroni_citus.local.layout import MemberLayout
 
 pytestmark = pytest.mark.integration
@@ -102,10 +106,10 @@ def test_distributed_table_for_the_write_load(formation: LocalFormation) -> None
 
 
 def test_isolated_worker_primary_is_replaced_and_never_pointed_at_again(
-    formation: LocalFormation, writer: Writer
+    formation: LocalFormation, writer: drill.Load
 ) -> None:
     wait_ready_to_fail_over(formation, 1)
-    wait_until("writes through the coordinator", lambda: writer.last_success > 0, 60)
+    wait_until("writes through the coordinator", lambda: last_write(writer) > 0, 60)
     old_name = leader_of(formation, 1)
     assert old_name is not None
     old = member_named(formation, old_name)
@@ -170,5 +174,5 @@ def test_isolated_worker_primary_is_replaced_and_never_pointed_at_again(
         f"partition drill: coordinator re-pointed {sampler.taken_at[moved] - cut:.1f}s after the cut, "
         f"isolated primary seen read-only after {demoted_after:.1f}s; "
         f"{len(rows)} samples, {len(writer.acknowledged)} acknowledged writes (none lost), "
-        f"{writer.failures} failed write attempts"
+        f"{failed_writes(writer)} failed write attempts"
     )

@@ -20,8 +20,8 @@ from contextlib import closing, contextmanager
 
 import psycopg2
 import pytest
+from formation_steps import leader_of, member_named, wait_ready_to_fail_over
 from harness import LocalFormation, in_background, local_formation, run_cli, wait_until
-from test_callbacks import leader_of, member_named, wait_ready_to_fail_over
 
 from patroni_citus import drill, patroni_api, pgbouncer, switchover
 from patroni_citus.errors import PatroniCitusError

@@ -13,15 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from formation_steps import leader_of, member_named, restore, switch_over, wait_ready_to_fail_over
 from harness import LocalFormation, in_background, local_formation, run_cli, wait_until
 from metadata_sampler import ROWS_SQL, Row, Sampler
-from test_callbacks import (
-    leader_of,
-    member_named,
-    restore,
-    switch_over,
-    wait_ready_to_fail_over,
-)
 
 pytestmark = pytest.mark.integration
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from formation_steps import coordinator_connection, leader_of, member_named, metadata_matches_leaders, restore
 from harness import (
     LocalFormation,
     exported_variables,
@@ -28,7 +29,6 @@ from harness import (
     run_cli,
     wait_until,
 )
-from test_callbacks import coordinator_connection, leader_of, member_named, metadata_matches_leaders, restore
 
 from patroni_citus import patroni_api
 from patroni_citus.local import certs, network

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
+from formation_steps import leader_of, member_named, metadata_matches_leaders, primary_rows, restore
 from harness import LocalFormation, local_formation, processes_mentioning, run_cli, wait_until
-from test_callbacks import leader_of, member_named, metadata_matches_leaders, primary_rows, restore
 
 from patroni_citus.local import processes, zookeeper
 

@@ -20,10 +20,12 @@ from patroni_citus.member_config import load_member_config
 from patroni_citus.settings import Settings, load_settings
 from patroni_citus.template import (
     CALLBACK_SCRIPTS,
+    TEMPLATE_NAME,
     callback_commands,
     default_scripts_dir,
     preload_libraries,
     render_config,
+    template_text,
     write_private_file,
 )
 
@@ -755,3 +757,10 @@ def test_rendered_config_written_privately_loads_back(worker_env: dict[str, str]
     write_private_file(target, render_config(settings, target))
     assert mode_of(target) == 0o600
     assert load_member_config(target).citus == settings.citus
+
+
+def test_the_one_template_is_the_top_level_file_and_the_package_renders_from_it() -> None:
+    """Installed or from the checkout, what renders is the repository's top-level patroni.yml.j2."""
+    root = Path(__file__).resolve().parents[2]
+    assert not (root / "patroni_citus" / TEMPLATE_NAME).exists(), "one template, at the top level"
+    assert template_text() == (root / TEMPLATE_NAME).read_text(encoding="utf-8")
