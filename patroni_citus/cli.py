@@ -480,10 +480,11 @@ def formation_options(command: Callable[..., R]) -> Callable[..., R]:
         click.option("--database", default="citus", show_default=True, help="Citus database (with --dcs)."),
         click.option(
             "--dcs-timeout",
+            envvar="PATRONI_CITUS_DCS_TIMEOUT",
             type=click.FloatRange(min=1, max=300),
             default=5.0,
             show_default=True,
-            help="Seconds to wait for the DCS before giving up (exit 2).",
+            help="Seconds to wait for the DCS before giving up (exit 2) [env PATRONI_CITUS_DCS_TIMEOUT].",
         ),
         click.option(
             "--dcs-cacert", envvar="PATRONI_ETCD3_CACERT", help="etcd CA file [env PATRONI_ETCD3_CACERT]."

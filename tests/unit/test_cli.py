@@ -533,3 +533,15 @@ def test_dcs_and_formation_win_over_a_config_only_from_the_environment(
     assert "cannot connect to the DCS" in result.stderr and "absent.yml" not in result.stderr
     explicit = run("status", "-c", str(tmp_path / "absent.yml"), *nowhere)
     assert explicit.exit_code == 2 and "absent.yml" in explicit.stderr, "an explicit -c still wins"
+
+
+def test_dcs_timeout_is_a_setting_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PATRONI_CITUS_DCS_TIMEOUT stands for --dcs-timeout, with the same range."""
+    monkeypatch.setenv("PATRONI_CITUS_DCS_TIMEOUT", "0.5")
+    nowhere = ["--dcs", "http://127.0.0.1:1", "--formation", "nowhere"]
+    result = CliRunner().invoke(cli, ["status", *nowhere], prog_name="patroni-citus")
+    assert result.exit_code == 2
+    assert "--dcs-timeout" in result.stderr and "1<=x<=300" in result.stderr, result.stderr
+    monkeypatch.setenv("PATRONI_CITUS_DCS_TIMEOUT", "1")
+    result = CliRunner().invoke(cli, ["status", *nowhere], prog_name="patroni-citus")
+    assert result.exit_code == 2 and "DCS" in result.stderr, result.stderr
