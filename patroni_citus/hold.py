@@ -46,7 +46,7 @@ ANNOUNCE_WAIT_S = 10.0
 
 def hold_name(group: int) -> str:
     """The application_name of a group's hold session: how status and switchover find it."""
-    return f"patroni-citus hold group {group}"
+    return f"{metadata.HOLD_NAME_PREFIX}{group}"
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,20 @@ def postmaster_facts(connection: Connection) -> tuple[bool, datetime]:
     return bool(in_recovery), started
 
 
+HOLD_NAME_PREFIX = "patroni-citus hold group "
+"""A hold session's application_name, before its group number (hold.hold_name)."""
+
+
+def open_holds(connection: Connection) -> dict[int, float]:
+    """Every group's hold open on this coordinator: group -> seconds its transaction has run."""
+    holds: dict[int, float] = {}
+    for name, seconds in _execute(connection, "open_holds", {"pattern": HOLD_NAME_PREFIX + "%"}):
+        group = str(name).removeprefix(HOLD_NAME_PREFIX)
+        if group.isdigit() and seconds is not None:
+            holds[int(group)] = max(holds.get(int(group), 0.0), float(str(seconds)))
+    return holds
+
+
 def holds_open(connection: Connection, application_name: str) -> float | None:
     """How long (s) the open transaction of the session named application_name has run, or None."""
     rows = _execute(connection, "hold_age", {"application_name": application_name})

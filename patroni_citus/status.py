@@ -129,6 +129,10 @@ def as_json(result: StatusResult) -> dict[str, Any]:
         "groups": groups,
         "members": members,
         "poolers": _poolers_json(snapshot),
+        "holds": [
+            {"group": group, "seconds": round(seconds, 3)}
+            for group, seconds in sorted(snapshot.holds.items())
+        ],
         "problems": [problem.as_dict() for problem in result.problems],
     }
 
@@ -222,6 +226,12 @@ def as_table(result: StatusResult) -> str:
     if snapshot.poolers:
         table.append("")
         table.extend(_pooler_lines(snapshot))
+    if snapshot.holds:
+        table.append("")
+        table.extend(
+            f"hold group {group}: its statements wait on the coordinator ({seconds:.1f} s so far)"
+            for group, seconds in sorted(snapshot.holds.items())
+        )
     if result.problems:
         table.append("")
         table.append(f"{len(result.problems)} problem(s):")

@@ -86,6 +86,7 @@ class FormationSnapshot:
     standalone: bool = False
     leaderless_groups: list[int] = field(default_factory=list)
     poolers: list[PoolerSnapshot] = field(default_factory=list)
+    holds: dict[int, float] = field(default_factory=dict)  # group -> seconds its clients have waited
 
 
 def _member_facts(snapshot: MemberSnapshot, credentials: Credentials, database: str) -> MemberSnapshot:
@@ -138,20 +139,21 @@ def _announced_poolers(
 
 def _coordinator_rows(
     address: FormationAddress, leaders: Sequence[GroupLeader]
-) -> tuple[list[NodeRow] | None, str | None]:
+) -> tuple[list[NodeRow] | None, dict[int, float], str | None]:
+    """pg_dist_node and the holds open on the coordinator's primary, or why they cannot be read."""
     coordinator = next((leader for leader in leaders if leader.group == 0), None)
     endpoints = list(address.coordinator_endpoints)
     if coordinator is not None:
         endpoints.insert(0, (coordinator.endpoint.host, coordinator.endpoint.port))
     if not endpoints:
-        return None, "the coordinator group (0) has no leader and no coordinator host is configured"
+        return None, {}, "the coordinator group (0) has no leader and no coordinator host is configured"
     try:
         with closing(
             metadata.connect(endpoints, address.database, address.credentials, read_write=True)
         ) as conn:
-            return metadata.read_nodes(conn), None
+            return metadata.read_nodes(conn), metadata.open_holds(conn), None
     except PatroniCitusError as exc:
-        return None, str(exc)
+        return None, {}, str(exc)
 
 
 def _timed(timings: dict[str, float] | None, part: str, action: Callable[[], T]) -> T:
@@ -211,7 +213,7 @@ def read_formation(address: FormationAddress, timings: dict[str, float] | None =
             sorted(announced.items()),
         )
         members = _timed(timings, "members", lambda: list(facts))
-        rows, coordinator_error = rows_future.result()
+        rows, holds, coordinator_error = rows_future.result()
         poolers = list(pooler_future)
     return FormationSnapshot(
         scopes_by_group={
@@ -225,6 +227,7 @@ def read_formation(address: FormationAddress, timings: dict[str, float] | None =
         standalone=address.standalone,
         leaderless_groups=leaderless,
         poolers=poolers,
+        holds=holds,
     )
 
 

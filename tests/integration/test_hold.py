@@ -15,6 +15,7 @@ converges with no human action, and a sampler checks every committed pg_dist_nod
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -234,14 +235,27 @@ def a_statement_finishes_within(formation: LocalFormation, seconds: float) -> fl
     return took
 
 
+def holds_in_status(formation: LocalFormation) -> tuple[list[dict[str, object]], str]:
+    """`status`'s holds (JSON) and its table's hold lines, read with a coordinator member's config."""
+    config = str(formation.layout.member(0, 0).config_path)
+    document = json.loads(run_cli("status", "-c", config, "-f", "json", check=False).stdout)
+    table = run_cli("status", "-c", config, check=False).stdout
+    return document["holds"], "\n".join(line for line in table.splitlines() if line.startswith("hold "))
+
+
 def test_a_hold_without_a_new_primary_ends_at_its_bound(formation: LocalFormation) -> None:
     with stranded_hold(formation):
         began = time.monotonic() - (hold_age(dsn(formation)) or 0.0)
+        holds, lines = holds_in_status(formation)
+        print(f"status while held: {holds} / {lines}")
+        assert [hold["group"] for hold in holds] == [GROUP], holds
+        assert f"hold group {GROUP}: its statements wait on the coordinator" in lines, lines
         a_statement_finishes_within(formation, BOUND_S + 5)
         wait_until("the hold to end", lambda: not held(formation), BOUND_S + 10, interval=0.2)
         ended = time.monotonic() - began
         print(f"stranded hold ended after {ended:.1f}s (bound {BOUND_S}s)")
         assert ended < BOUND_S + 5
+        assert holds_in_status(formation) == ([], "")
 
 
 def test_a_killed_holder_releases_at_once(formation: LocalFormation) -> None:

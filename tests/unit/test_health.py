@@ -145,3 +145,17 @@ def test_a_pooler_anywhere_but_the_coordinator_leader_is_a_problem(
     jsonschema.validate(document, SCHEMA)
     assert document["poolers"][0]["points_at_leader"] == (pooler.target == C0 and pooler.error is None)
     assert line in as_table(result)
+
+
+def test_an_open_hold_is_shown_not_judged() -> None:
+    """A planned stop's hold is clients waiting on purpose: status shows it, and it is no problem."""
+    snapshot = replace(healthy(), holds={2: 0.5, 1: 1.234})
+    assert kinds(snapshot) == []
+    result = StatusResult(snapshot, find_problems(snapshot), datetime.now(UTC))
+    document = as_json(result)
+    jsonschema.validate(document, SCHEMA)
+    assert document["holds"] == [{"group": 1, "seconds": 1.234}, {"group": 2, "seconds": 0.5}]
+    table = as_table(result)
+    assert "hold group 1: its statements wait on the coordinator (1.2 s so far)" in table
+    assert as_json(StatusResult(healthy(), [], datetime.now(UTC)))["holds"] == []
+    assert "hold group" not in as_table(StatusResult(healthy(), [], datetime.now(UTC)))
