@@ -22,13 +22,19 @@ POLL_INTERVAL_S = 0.5
 RUNNING_ROLES = ("primary", "master", "replica", "standby_leader")
 
 
-def _log_tail(member: MemberLayout, lines: int = 8) -> str:
-    """The last lines of a member's log, to say at once why it stopped (a test's files may not outlive it)."""
+def _log_tail(member: MemberLayout, lines: int = 8, error_lines: int = 5) -> str:
+    """The last lines of a member's log, to say at once why it stopped (a test's files may not outlive it).
+
+    Patroni's own last lines are often only its traceback of "Failed to bootstrap cluster"; the last
+    error lines before them (the callbacks', Patroni's, PostgreSQL's) say why, so they come first.
+    """
     try:
-        tail = member.log_path.read_text(errors="replace").splitlines()[-lines:]
+        logged = member.log_path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    return "".join(f"\n    {line[:300]}" for line in tail)
+    tail = logged[-lines:]
+    errors = [line for line in logged[:-lines] if any(word in line for word in (" ERROR", "FATAL", "PANIC"))]
+    return "".join(f"\n    {line[:300]}" for line in [*errors[-error_lines:], *tail])
 
 
 def wait_for_members(state: FormationState, report: Reporter, timeout: float) -> None:
