@@ -440,18 +440,15 @@ class ComposeFormation:
         connection.autocommit = True
         return connection
 
-    def connect_pooler(self) -> psycopg2.extensions.connection:
+    def pooler_dsn(self) -> str:
         """The formation through compose's PgBouncer (its published port), as an application would."""
-        connection = psycopg2.connect(
+        return psycopg2.extensions.make_dsn(
             host="127.0.0.1",
             port=self.pooler_port,
             user="postgres",
             password=self.superuser_password,
             dbname="citus",
-            connect_timeout=5,
         )
-        connection.autocommit = True
-        return connection
 
     def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with contextlib.closing(self.connect()) as connection, connection.cursor() as cursor:

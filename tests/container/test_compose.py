@@ -384,13 +384,7 @@ def test_pgbouncer_holds_clients_across_a_coordinator_switchover(formation: Comp
     )
     progress(f"pooler {pooler['address']} -> {pooler['host']}:{pooler['port']} (leader {old_leader})")
     assert pooler["address"] == "pgbouncer:6432" and pooler["host"] == old_leader, pooler
-    dsn = psycopg2.extensions.make_dsn(
-        host="127.0.0.1",
-        port=formation.pooler_port,
-        user="postgres",
-        password=formation.superuser_password,
-        dbname="citus",
-    )
+    dsn = formation.pooler_dsn()
     drill.prepare_table(dsn)
     load = drill.Load(dsn, ids=itertools.count(1), pooled=True)
     load.start()
