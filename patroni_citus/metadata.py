@@ -279,12 +279,6 @@ def open_holds(connection: Connection) -> dict[int, float]:
     return holds
 
 
-def holds_open(connection: Connection, application_name: str) -> float | None:
-    """How long (s) the open transaction of the session named application_name has run, or None."""
-    rows = _execute(connection, "hold_age", {"application_name": application_name})
-    return None if not rows or rows[0][0] is None else float(str(rows[0][0]))
-
-
 def ping(connection: Connection) -> None:
     """A round trip on the connection: MetadataError once the server or the session is gone."""
     _execute(connection, "ping")

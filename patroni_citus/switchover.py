@@ -20,7 +20,7 @@ from typing import Any
 
 from patroni_citus import dcs, metadata, patroni_api, pgbouncer
 from patroni_citus.errors import PatroniCitusError
-from patroni_citus.hold import LOCK_WAIT_MS, hold_name
+from patroni_citus.hold import LOCK_WAIT_MS
 from patroni_citus.planner import Endpoint, primary_rows
 from patroni_citus.topology import FormationAddress, formation_clusters
 
@@ -89,11 +89,10 @@ def _watch_until_moved(
     is done, so the hold is watched from before the request, not after its answer."""
     deadline = time.monotonic() + timeout
     longest: float | None = None
-    name = hold_name(group)
     while time.monotonic() < deadline:
         if request.done() and request.exception() is not None:
             raise SwitchoverError(f"Patroni refused the switchover of group {group}: {request.exception()}")
-        age = metadata.holds_open(coordinator, name)
+        age = metadata.open_holds(coordinator).get(group)
         if age is not None:
             longest = max(longest or 0.0, age)
         elif request.done():

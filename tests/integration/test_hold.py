@@ -32,7 +32,6 @@ from harness import LocalFormation, in_background, local_formation, run_cli, wai
 from metadata_sampler import Row, Sampler
 
 from patroni_citus import drill, metadata, patroni_api
-from patroni_citus.hold import hold_name
 from patroni_citus.settings import DEFAULT_HOLD_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
@@ -178,7 +177,7 @@ def test_restart_for_a_pending_parameter_change_holds_clients(formation: LocalFo
 def hold_age(coordinator_dsn: str) -> float | None:
     try:
         with closing(psycopg2.connect(coordinator_dsn, connect_timeout=2)) as connection:
-            return metadata.holds_open(connection, hold_name(GROUP))
+            return metadata.open_holds(connection).get(GROUP)
     except (psycopg2.Error, metadata.MetadataError):
         return None
 
